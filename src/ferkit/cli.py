@@ -1,0 +1,155 @@
+"""The ``ferkit`` command line: ``ferkit train|evaluate|models|data-report|demo``.
+
+Each sub-command mirrors a Python function of the same name in the ``ferkit`` package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from .data.augment import AugmentConfig
+from .data.dataset import LABEL_SETS
+from .data.errors import DataError
+from .training.config import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES
+
+EPILOG = "Honest protocol: train on Training, select on PublicTest, report PrivateTest once."
+
+
+def _add_data_args(p: argparse.ArgumentParser, required: bool = True, labels_default: str | None = "fer2013") -> None:
+    p.add_argument("--data", required=required, metavar="PATH",
+                   help="fer2013.csv, fer2013.csv.gz, fer2013.tar.gz, or an image folder with train/ and test/")
+    p.add_argument("--labels", choices=LABEL_SETS, default=labels_default,
+                   help="fer2013 (7 classes), ferplus (FER+ majority, 8 classes) or ferplus-soft (vote distributions)"
+                        + ("" if labels_default else "; default: those the checkpoint was trained on"))
+    p.add_argument("--ferplus", metavar="CSV", help="fer2013new.csv with FER+ votes (default: beside --data)")
+    p.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad rows/files instead of stopping")
+
+
+def _train_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model", epilog=EPILOG,
+                       description="Train a registered model; writes runs/<name>/ with config.json, metrics.csv, "
+                                   "best.pt (best PublicTest/val accuracy) and last.pt (for --resume).")
+    p.add_argument("--model", help="registry name (see `ferkit models`)")
+    _add_data_args(p, required=False)
+    p.add_argument("--resume", metavar="RUN", help="continue runs/<name> (or its last.pt) exactly where it stopped")
+    p.add_argument("--name", help="run folder name (default: the model name, numbered if taken)")
+    p.add_argument("--project", default="runs", help="folder holding the runs (default: runs)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="sgd is SGD with Nesterov momentum")
+    p.add_argument("--lr", type=float, help="peak learning rate (default: 0.01 for sgd, 0.001 for adam/adamw)")
+    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--weight-decay", type=float, default=5e-4)
+    p.add_argument("--schedule", choices=SCHEDULES, default="cosine")
+    p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before cosine")
+    p.add_argument("--gamma", type=float, default=0.95, help="decay per epoch for --schedule exponential")
+    p.add_argument("--plateau-patience", type=int, default=3, help="epochs before --schedule plateau halves the rate")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup Beta(alpha, alpha); 0 = off")
+    aug = AugmentConfig()
+    p.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
+    p.add_argument("--flip", type=float, default=aug.flip, help="horizontal flip probability")
+    p.add_argument("--shift", type=float, default=aug.shift, help="max shift, fraction of the side")
+    p.add_argument("--rotate", type=float, default=aug.rotate, help="max rotation, degrees")
+    p.add_argument("--zoom", type=float, default=aug.zoom, help="max zoom in/out, fraction")
+    p.add_argument("--contrast", type=float, default=aug.contrast, help="max contrast change, fraction")
+    p.add_argument("--erase", type=float, default=aug.erase, help="random-erasing probability")
+    p.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
+                   help="loss weights against class imbalance (Disgust is 1.5%% of FER2013)")
+    p.add_argument("--patience", type=int, default=0, help="early stopping after N epochs without a better val accuracy")
+    p.add_argument("--finetune-hard", type=int, default=0, metavar="EPOCHS",
+                   help="then fine-tune on Training mistakes plus as many replayed images, at lr/10")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
+    p.add_argument("--limit", type=int, help="at most N images per split, for quick experiments")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="image folders: share of train/ held out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint and write an HTML report", epilog=EPILOG,
+                       description="Accuracy, macro-F1, classification report, confusion matrices, calibration, "
+                                   "training curves and sample grids, as JSON, PNG and one self-contained HTML file.")
+    p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt)")
+    _add_data_args(p, labels_default=None)
+    p.add_argument("--split", default="test", help="split name or role: PrivateTest/test (default), PublicTest/val, Training/train")
+    p.add_argument("--tta", choices=("none", "flip", "tencrop"), default="none", help="test-time augmentation")
+    p.add_argument("--dedup", action="store_true", help="drop rows whose image also occurs in another split")
+    p.add_argument("--out", help="output folder (default: <run>/eval-<split>[-tta][-dedup])")
+    p.add_argument("--device", default="auto")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition: train, evaluate, inspect.")
+    parser.add_argument("--version", action="version", version=f"ferkit {__import__('ferkit').__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _train_parser(sub)
+    _evaluate_parser(sub)
+    p = sub.add_parser("models", help="list registered models with parameters and MACs")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p = sub.add_parser("data-report", help="class counts, sample grids and the duplicate report of a data set")
+    _add_data_args(p)
+    p.add_argument("--out", default="runs/data-report", help="output folder (default: runs/data-report)")
+    p = sub.add_parser("demo", help="train and evaluate a small model on built-in synthetic faces (no download)")
+    p.add_argument("--out", default="runs", help="project folder (default: runs)")
+    return parser
+
+
+def _train_config(a: argparse.Namespace) -> dict:
+    augment = AugmentConfig.none() if a.no_augment else AugmentConfig(a.flip, a.shift, a.rotate, a.zoom, a.contrast, a.erase)
+    keys = ["model", "data", "name", "project", "labels", "ferplus", "epochs", "batch_size", "optimizer", "lr",
+            "momentum", "weight_decay", "schedule", "warmup_epochs", "gamma", "plateau_patience", "label_smoothing",
+            "mixup", "class_weights", "patience", "finetune_hard", "seed", "device", "threads", "limit",
+            "skip_bad_rows", "val_fraction"]
+    return {**{k: getattr(a, k) for k in keys}, "augment": augment}
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        from .training import train
+
+        if args.resume:
+            result = train(resume=args.resume, progress=not args.quiet, device=args.device, threads=args.threads)
+        else:
+            if not args.model or not args.data:
+                raise SystemExit("ferkit train: --model and --data are required (or --resume RUN)")
+            result = train(progress=not args.quiet, **_train_config(args))
+        print(f"best val accuracy {result.best_val_acc:.4f} at epoch {result.best_epoch}; weights: {result.run_dir / 'best.pt'}")
+    elif args.command == "evaluate":
+        from .evaluation import evaluate
+
+        res = evaluate(args.checkpoint, data=args.data, split=args.split, tta=args.tta, dedup=args.dedup,
+                       labels=args.labels, ferplus=args.ferplus, skip_bad_rows=args.skip_bad_rows,
+                       out=args.out, device=args.device)
+        m = res.metrics
+        print(f"{m['split']} ({m['num_images']} images, tta={m['tta']}): accuracy {m['accuracy']:.4f}, "
+              f"macro-F1 {m['macro_f1']:.4f}, ECE {m['ece']:.4f}\nreport: {res.report}")
+    elif args.command == "models":
+        from .models.table import models_table
+
+        print(models_table(as_json=args.json))
+    elif args.command == "data-report":
+        from .data.report import data_report
+
+        print(data_report(args.data, args.out, labels=args.labels, ferplus=args.ferplus, skip_bad_rows=args.skip_bad_rows))
+    elif args.command == "demo":
+        from .demo import demo
+
+        demo(Path(args.out))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        sys.exit(run(argv))
+    except (DataError, FileNotFoundError, ValueError) as exc:
+        print(f"ferkit: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("ferkit: interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -1,0 +1,70 @@
+"""Whole-batch augmentation on tensors, in-process (no worker processes to feed)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class AugmentConfig:
+    flip: float = 0.5  # probability of a horizontal flip
+    shift: float = 0.1  # max translation, fraction of the image side
+    rotate: float = 10.0  # max rotation, degrees
+    zoom: float = 0.1  # max zoom in or out, fraction
+    contrast: float = 0.2  # max contrast change, fraction
+    erase: float = 0.25  # probability of random erasing (one rectangle)
+
+    @classmethod
+    def none(cls) -> "AugmentConfig":
+        return cls(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
+def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
+    return torch.rand(n, generator=g) * (high - low) + low
+
+
+def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
+    """Augment a float batch (N, C, H, W) with per-image random flip, shift, rotation, zoom
+    (one affine resampling), contrast and random erasing. Draws only from ``g`` (a CPU generator),
+    so a run is reproducible on any device."""
+    n, _, h, w = x.shape
+    dev = x.device
+    angle = _uniform(n, -cfg.rotate, cfg.rotate, g) * (math.pi / 180)
+    scale = 1.0 / _uniform(n, 1 - cfg.zoom, 1 + cfg.zoom, g)
+    flip = torch.where(torch.rand(n, generator=g) < cfg.flip, -1.0, 1.0)
+    tx, ty = (_uniform(n, -cfg.shift, cfg.shift, g) * 2 for _ in range(2))
+    if cfg.rotate or cfg.zoom or cfg.shift or cfg.flip:
+        cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
+        theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
+        grid = F.affine_grid(theta.to(dev, x.dtype), list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    if cfg.contrast:
+        factor = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g).view(n, 1, 1, 1).to(dev, x.dtype)
+        mean = x.mean(dim=(1, 2, 3), keepdim=True)
+        x = (x - mean) * factor + mean
+    if cfg.erase:
+        hit = torch.rand(n, generator=g) < cfg.erase
+        eh = (_uniform(n, 0.1, 0.4, g) * h).long().clamp(min=1)
+        ew = (_uniform(n, 0.1, 0.4, g) * w).long().clamp(min=1)
+        y0 = (torch.rand(n, generator=g) * (h - eh + 1)).long()
+        x0 = (torch.rand(n, generator=g) * (w - ew + 1)).long()
+        rows = torch.arange(h).view(1, h, 1)
+        cols = torch.arange(w).view(1, 1, w)
+        mask = ((rows >= y0.view(n, 1, 1)) & (rows < (y0 + eh).view(n, 1, 1))
+                & (cols >= x0.view(n, 1, 1)) & (cols < (x0 + ew).view(n, 1, 1)) & hit.view(n, 1, 1))
+        noise = torch.randn(x.shape, generator=g).to(dev, x.dtype)
+        x = torch.where(mask.unsqueeze(1).to(dev), noise, x)
+    return x
+
+
+def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mix images and their (one-hot or soft) targets with a Beta(alpha, alpha) weight."""
+    seed = int(torch.randint(2**31 - 1, (1,), generator=g))
+    lam = float(np.random.default_rng(seed).beta(alpha, alpha)) if alpha > 0 else 1.0
+    perm = torch.randperm(len(x), generator=g).to(x.device)
+    return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm]

@@ -1,0 +1,7 @@
+"""Evaluation: predictions with TTA, metrics, figures and the HTML report."""
+
+from .evaluate import EvaluationResult, evaluate
+from .metrics import classification_metrics
+from .predict import TTA_MODES, predict_proba
+
+__all__ = ["EvaluationResult", "TTA_MODES", "classification_metrics", "evaluate", "predict_proba"]

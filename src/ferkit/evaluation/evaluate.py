@@ -1,0 +1,118 @@
+"""``ferkit evaluate``: score a checkpoint on one split and write JSON, PNGs and an HTML report."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..data.dataset import FERDataset, load_dataset
+from ..data.duplicates import deduplicated
+from ..training.checkpoint import load_checkpoint, model_from_checkpoint
+from ..training.cpu import setup_device
+from . import plots
+from .metrics import classification_metrics
+from .predict import predict_proba
+
+
+@dataclass
+class EvaluationResult:
+    metrics: dict[str, Any]
+    probs: np.ndarray
+    labels: np.ndarray
+    out_dir: Path
+    report: Path
+
+
+def _default_out(checkpoint: Path, split: str, tta: str, dedup: bool) -> Path:
+    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    base = run_dir if (run_dir / "config.json").exists() else Path("runs") / f"eval-{checkpoint.stem}"
+    return base / ("eval-" + split + (f"-{tta}" if tta != "none" else "") + ("-dedup" if dedup else ""))
+
+
+def sample_indices(labels: np.ndarray, num_classes: int, per_class: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    picks = [rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(num_classes)]
+    return np.concatenate(picks).astype(int)
+
+
+def evaluate(checkpoint: str | Path, data: str | Path | FERDataset, split: str = "test", tta: str = "none", dedup: bool = False,
+             labels: str | None = None, ferplus: str | Path | None = None, skip_bad_rows: bool = False,
+             out: str | Path | None = None, device: str = "auto", progress: bool = True) -> EvaluationResult:
+    """Evaluate ``checkpoint`` on ``split`` of ``data``. ``labels`` defaults to the label set the
+    checkpoint was trained with. Writes metrics.json, figures and report.html to ``out``."""
+    checkpoint = Path(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
+    model, _ = model_from_checkpoint(ckpt)
+    dev = setup_device(device)
+    model = model.to(dev)
+    cfg = ckpt.get("config", {})
+    dataset = data if isinstance(data, FERDataset) else load_dataset(
+        data, labels=labels or cfg.get("labels", "fer2013"), ferplus=ferplus, val_fraction=cfg.get("val_fraction", 0.1),
+        seed=cfg.get("seed", 0), skip_bad_rows=skip_bad_rows, progress=progress)
+    classes = list(ckpt["classes"])
+    if list(dataset.classes) != classes:
+        raise ValueError(f"checkpoint classes {classes} differ from the data's {list(dataset.classes)}; pass --labels")
+    s = dataset.split(split)
+    if dedup:
+        s = s.subset(deduplicated(dataset, split))
+    probs = predict_proba(model, s.images, ckpt["mean"], ckpt["std"], tta=tta, device=dev, progress=progress)
+    metrics = classification_metrics(probs, s.labels, classes)
+    metrics.update({"split": s.name, "tta": tta, "dedup": dedup, "checkpoint": str(checkpoint), "model": ckpt["model"],
+                    "epoch": ckpt.get("epoch"), "data": dataset.source, "ensemble": False})
+    out_dir = Path(out) if out else _default_out(checkpoint, s.name, tta, dedup)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    (out_dir / "classification_report.txt").write_text(metrics["classification_report"])
+    np.savez_compressed(out_dir / "predictions.npz", probs=probs, labels=s.labels, ids=s.ids)
+    figures = _figures(metrics, probs, s.images, s.labels, classes, checkpoint, out_dir)
+    report = write_html_report(metrics, figures, out_dir / "report.html")
+    return EvaluationResult(metrics, probs, s.labels, out_dir, report)
+
+
+def _figures(metrics: dict[str, Any], probs: np.ndarray, images: np.ndarray, labels: np.ndarray, classes: list[str],
+             checkpoint: Path, out_dir: Path) -> dict[str, Path]:
+    pred, conf = probs.argmax(1), probs.max(1)
+    figs = {"Confusion matrices": plots.plot_confusion(metrics, classes, out_dir / "confusion.png"),
+            "Calibration": plots.plot_reliability(metrics, out_dir / "reliability.png")}
+    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    curves = plots.plot_curves(run_dir / "metrics.csv", out_dir / "curves.png")
+    if curves is not None:
+        figs["Training curves"] = curves
+    idx = sample_indices(labels, len(classes), per_class=4)
+    figs["Sample predictions"] = plots.plot_face_grid(images[idx], labels[idx], pred[idx], conf[idx], classes,
+                                                      out_dir / "samples.png", "Sample predictions (4 per class)")
+    wrong = np.flatnonzero(pred != labels)
+    worst = wrong[np.argsort(-conf[wrong])][:32]
+    if len(worst):
+        figs["Worst mistakes"] = plots.plot_face_grid(images[worst], labels[worst], pred[worst], conf[worst], classes,
+                                                      out_dir / "mistakes.png", "Most confident mistakes")
+    return figs
+
+
+def write_html_report(metrics: dict[str, Any], figures: dict[str, Path], path: Path) -> Path:
+    """One self-contained HTML file: metric tables and every figure embedded as base64 PNG."""
+    per_class = "".join(
+        f"<tr><td>{html.escape(c)}</td><td>{v['precision']:.4f}</td><td>{v['recall']:.4f}</td>"
+        f"<td>{v['f1-score']:.4f}</td><td>{int(v['support'])}</td></tr>" for c, v in metrics["per_class"].items())
+    imgs = "".join(
+        f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,"
+        f"{base64.b64encode(p.read_bytes()).decode()}'>" for t, p in figures.items())
+    head = (f"{metrics['model']} on {metrics['split']}{' (deduplicated)' if metrics['dedup'] else ''}, "
+            f"TTA {metrics['tta']}, no ensemble")
+    doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>ferkit evaluation: {html.escape(head)}</title>
+<style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}</style>
+</head><body><h1>ferkit evaluation</h1><p>{html.escape(head)}<br>checkpoint: <code>{html.escape(metrics['checkpoint'])}</code>
+(epoch {metrics['epoch']}), data: <code>{html.escape(metrics['data'])}</code></p>
+<table><tr><th>images</th><th>accuracy</th><th>macro-F1</th><th>ECE</th></tr>
+<tr><td>{metrics['num_images']}</td><td>{metrics['accuracy']:.4f}</td><td>{metrics['macro_f1']:.4f}</td><td>{metrics['ece']:.4f}</td></tr></table>
+<h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>
+{imgs}</body></html>"""
+    path.write_text(doc)
+    return path

@@ -1,0 +1,57 @@
+"""Batched class probabilities for arrays of 48x48 faces, with optional test-time augmentation."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TTA_MODES = ("none", "flip", "tencrop")
+
+
+def to_input(images: np.ndarray | torch.Tensor, mean: float, std: float, device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 (N, H, W) -> normalised float (N, 1, H, W), channels_last, on ``device``."""
+    x = torch.as_tensor(images).to(device)
+    x = (x.float().unsqueeze(1) / 255.0 - mean) / std
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def tta_views(x: torch.Tensor, tta: str, crop: int = 44) -> list[torch.Tensor]:
+    """The views averaged for ``tta``: the image; plus its mirror (flip); or ten crops of
+    ``crop`` pixels (four corners, centre, and their mirrors) resized back to the input size."""
+    if tta == "none":
+        return [x]
+    if tta == "flip":
+        return [x, x.flip(-1)]
+    if tta == "tencrop":
+        size = x.shape[-1]
+        m, c = size - crop, (size - crop) // 2
+        views = []
+        for top, left in ((0, 0), (0, m), (m, 0), (m, m), (c, c)):
+            v = F.interpolate(x[..., top : top + crop, left : left + crop], size=(size, size), mode="bilinear",
+                              align_corners=False)
+            views += [v, v.flip(-1)]
+        return views
+    raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float, tta: str = "none",
+                  batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
+    """Softmax probabilities (N, C), averaged over the TTA views."""
+    was_training = model.training
+    model.eval()
+    out = []
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=f"predict (tta={tta})", unit=" batch", leave=False)
+    for i in starts:
+        x = to_input(images[i : i + batch_size], mean, std, device)
+        probs = torch.stack([F.softmax(model(v.contiguous(memory_format=torch.channels_last)), 1)
+                             for v in tta_views(x, tta)]).mean(0)
+        out.append(probs.float().cpu().numpy())
+    model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), np.float32)

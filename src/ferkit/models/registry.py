@@ -1,0 +1,63 @@
+"""A timm-style model registry: ``@register_model`` builders, ``create_model(name)``, ``list_models()``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+    input_size: int = 48
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, description: str, input_size: int = 48) -> Callable:
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(name, builder, description, input_size)
+        return builder
+
+    return wrap
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def model_entry(name: str) -> ModelEntry:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose from: {', '.join(list_models())}") from None
+
+
+def create_model(name: str, num_classes: int = 7, in_chans: int = 1) -> nn.Module:
+    """Build a registered model with fresh weights."""
+    return model_entry(name).builder(num_classes=num_classes, in_chans=in_chans)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_size: int = 48, in_chans: int = 1) -> int:
+    """Forward multiply-accumulates for one image (PyTorch's FLOP counter / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, in_chans, input_size, input_size))
+    model.train(was_training)
+    return counter.get_total_flops() // 2

@@ -1,0 +1,60 @@
+"""Optimizers and learning-rate schedules from a :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .config import TrainConfig
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    lr = lr if lr is not None else cfg.learning_rate
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on biases and norms
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=lr)
+    return torch.optim.AdamW(groups, lr=lr)
+
+
+class Schedule:
+    """One wrapper over the torch schedulers: ``step_batch()`` after every optimizer step,
+    ``step_epoch(val_acc)`` after every epoch; each forwards to the scheduler that wants it."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> None:
+        total = cfg.epochs * steps_per_epoch
+        warmup = int(cfg.warmup_epochs * steps_per_epoch)
+        S = torch.optim.lr_scheduler
+        self.per_batch = cfg.schedule in ("cosine", "onecycle", "none")
+        if cfg.schedule == "cosine":
+            main = S.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
+            self.sched = S.SequentialLR(optimizer, [S.LinearLR(optimizer, 0.01, 1.0, warmup), main], [warmup]) if warmup else main
+        elif cfg.schedule == "onecycle":
+            self.sched = S.OneCycleLR(optimizer, max_lr=cfg.learning_rate, total_steps=total,
+                                      pct_start=max(warmup / total if warmup else 0.3, 2.5 / total))
+        elif cfg.schedule == "plateau":
+            self.sched = S.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=cfg.plateau_patience)
+        elif cfg.schedule == "exponential":
+            self.sched = S.ExponentialLR(optimizer, gamma=cfg.gamma)
+        else:
+            self.sched = S.LambdaLR(optimizer, lambda _: 1.0)
+
+    def step_batch(self) -> None:
+        if self.per_batch:
+            self.sched.step()
+
+    def step_epoch(self, val_acc: float) -> None:
+        if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.sched.step(val_acc)
+        elif not self.per_batch:
+            self.sched.step()
+
+    def state_dict(self) -> dict:
+        return self.sched.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sched.load_state_dict(state)

@@ -1,0 +1,287 @@
+"""The training loop: in-memory batches, whole-batch augmentation, per-epoch validation,
+atomic ``best``/``last`` checkpoints and exact resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ..data.augment import augment_batch, mixup
+from ..data.dataset import FERDataset, Split, load_dataset
+from ..evaluation.predict import predict_proba, to_input
+from ..models.registry import count_parameters, create_model
+from .checkpoint import FORMAT, load_checkpoint, save_atomic
+from .config import TrainConfig
+from .cpu import setup_device
+from .optim import Schedule, build_optimizer
+
+METRIC_FIELDS = ["epoch", "stage", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "epoch_s"]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best_epoch: int
+    best_val_acc: float
+    epochs_run: int
+    stopped_early: bool
+
+
+def next_run_dir(project: str | Path, name: str) -> Path:
+    """``project/name``, or ``project/name2``, ``name3``... if taken."""
+    project = Path(project)
+    candidate, i = project / name, 2
+    while candidate.exists():
+        candidate, i = project / f"{name}{i}", i + 1
+    return candidate
+
+
+def class_weight_vector(labels: np.ndarray, num_classes: int, mode: str) -> torch.Tensor | None:
+    if mode == "none":
+        return None
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64).clip(min=1)
+    w = counts.sum() / (num_classes * counts)
+    if mode == "sqrt":
+        w = np.sqrt(w)
+    return torch.tensor(w / (w * counts).sum() * counts.sum(), dtype=torch.float32)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None) -> torch.Tensor:
+    logp = F.log_softmax(logits, dim=1)
+    if weight is not None:
+        logp = logp * weight
+    return -(target * logp).sum(1).mean()
+
+
+def targets_for(split: Split, index: torch.Tensor, num_classes: int, smoothing: float) -> torch.Tensor:
+    if split.soft is not None:
+        t = torch.from_numpy(split.soft[index.numpy()])
+    else:
+        t = F.one_hot(torch.from_numpy(split.labels[index.numpy()]), num_classes).float()
+    return t * (1 - smoothing) + smoothing / num_classes if smoothing else t
+
+
+class Trainer:
+    """Runs one :class:`TrainConfig`; ``Trainer(cfg).fit()`` or ``Trainer.resume(run_dir).fit()``."""
+
+    def __init__(self, cfg: TrainConfig, run_dir: Path | None = None, dataset: FERDataset | None = None,
+                 progress: bool = True) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        self.device = setup_device(cfg.device, cfg.threads)
+        self.data = dataset if dataset is not None else load_dataset(
+            cfg.data, labels=cfg.labels, ferplus=cfg.ferplus, val_fraction=cfg.val_fraction, seed=cfg.seed,
+            skip_bad_rows=cfg.skip_bad_rows, progress=progress)
+        if cfg.limit:
+            self.data = self.data.subsample(cfg.limit, seed=cfg.seed)
+        self.train_split, self.val_split = self.data.split("train"), self.data.split("val")
+        self.num_classes = self.data.num_classes
+        torch.manual_seed(cfg.seed)
+        self.model = create_model(cfg.model, num_classes=self.num_classes).to(self.device)
+        self.model = self.model.to(memory_format=torch.channels_last)
+        self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.schedule = Schedule(self.optimizer, cfg, self.steps_per_epoch)
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        imgs = self.train_split.images
+        self.mean, self.std = float(imgs.mean() / 255.0), float(imgs.std() / 255.0)
+        self.weight = class_weight_vector(self.train_split.labels, self.num_classes, cfg.class_weights)
+        if self.weight is not None:
+            self.weight = self.weight.to(self.device)
+        self.train_images = torch.from_numpy(imgs).to(self.device)
+        self.epoch = 0
+        self.stage = "main"
+        self.best_acc, self.best_epoch, self.bad_epochs = -1.0, 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.run_dir = run_dir or next_run_dir(cfg.project, cfg.name or cfg.model)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    # ----- checkpoints -----------------------------------------------------------------------
+    def _meta(self) -> dict[str, Any]:
+        return {"format": FORMAT, "model": self.cfg.model, "classes": list(self.data.classes), "input_size": 48,
+                "mean": self.mean, "std": self.std, "config": self.cfg.to_dict()}
+
+    def _state_dict_cpu(self) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+
+    def save_best(self, val_acc: float) -> None:
+        save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(), "epoch": self.epoch, "stage": self.stage,
+                     "val_acc": val_acc}, self.run_dir / "best.pt")
+
+    def save_last(self) -> None:
+        save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(), "epoch": self.epoch, "stage": self.stage,
+                     "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
+                     "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                     "best_acc": self.best_acc, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+                     "history": self.history}, self.run_dir / "last.pt")
+
+    @classmethod
+    def resume(cls, run: str | Path, progress: bool = True, dataset: FERDataset | None = None, **overrides: Any) -> "Trainer":
+        """Continue a run from its ``last.pt`` exactly where its last finished epoch left it."""
+        run = Path(run)
+        run_dir = run.parent if run.suffix == ".pt" else run
+        ckpt = load_checkpoint(run_dir / "last.pt")
+        cfg = TrainConfig.from_dict({**ckpt["config"], **overrides})
+        trainer = cls(cfg, run_dir=run_dir, dataset=dataset, progress=progress)
+        trainer.model.load_state_dict(ckpt["state_dict"])
+        trainer.optimizer.load_state_dict(ckpt["optimizer"])
+        trainer.schedule.load_state_dict(ckpt["scheduler"])
+        trainer.generator.set_state(ckpt["generator"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        trainer.epoch, trainer.stage = ckpt["epoch"], ckpt["stage"]
+        trainer.best_acc, trainer.best_epoch, trainer.bad_epochs = ckpt["best_acc"], ckpt["best_epoch"], ckpt["bad_epochs"]
+        trainer.history = ckpt["history"]
+        trainer._rewrite_metrics()
+        return trainer
+
+    # ----- metrics -----------------------------------------------------------------------------
+    def _rewrite_metrics(self) -> None:
+        with open(self.run_dir / "metrics.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, METRIC_FIELDS)
+            w.writeheader()
+            w.writerows(self.history)
+
+    def _log_epoch(self, row: dict[str, Any]) -> None:
+        self.history.append(row)
+        path = self.run_dir / "metrics.csv"
+        new = not path.exists() or path.stat().st_size == 0
+        with open(path, "a", newline="") as f:
+            w = csv.DictWriter(f, METRIC_FIELDS)
+            if new:
+                w.writeheader()
+            w.writerow(row)
+
+    # ----- loop --------------------------------------------------------------------------------
+    def validate(self) -> tuple[float, float]:
+        probs = predict_proba(self.model, self.val_split.images, self.mean, self.std, device=self.device)
+        labels = self.val_split.labels
+        loss = float(-np.log(probs[np.arange(len(labels)), labels].clip(1e-12)).mean())
+        return float((probs.argmax(1) == labels).mean()), loss
+
+    def train_epoch(self, split: Split, index_pool: np.ndarray | None = None, desc: str = "") -> dict[str, float]:
+        cfg = self.cfg
+        self.model.train()
+        pool = torch.from_numpy(index_pool) if index_pool is not None else None
+        n = len(pool) if pool is not None else len(split)
+        order = torch.randperm(n, generator=self.generator)
+        if pool is not None:
+            order = pool[order]
+        steps = max(1, n // cfg.batch_size)
+        images = self.train_images if split is self.train_split else torch.from_numpy(split.images).to(self.device)
+        loss_sum = correct = seen = 0.0
+        start = time.perf_counter()
+        bar = tqdm(range(steps), desc=desc, unit="batch", leave=False, disable=not self.progress, mininterval=1.0)
+        for step in bar:
+            idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
+            x = to_input(images[idx.to(self.device)], self.mean, self.std, self.device)
+            x = augment_batch(x, cfg.augment, self.generator)
+            t = targets_for(split, idx, self.num_classes, cfg.label_smoothing).to(self.device)
+            if cfg.mixup > 0:
+                x, t = mixup(x, t, cfg.mixup, self.generator)
+            logits = self.model(x.contiguous(memory_format=torch.channels_last))
+            loss = soft_cross_entropy(logits, t, self.weight)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.schedule.step_batch()
+            if not math.isfinite(loss.item()):
+                raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower --lr")
+            b = len(idx)
+            loss_sum += loss.item() * b
+            correct += (logits.argmax(1) == t.argmax(1)).sum().item()
+            seen += b
+            if step % 10 == 0:
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
+        elapsed = time.perf_counter() - start
+        return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed,
+                "epoch_s": elapsed}
+
+    def _run_stage_epoch(self, split: Split, pool: np.ndarray | None, total: int) -> float:
+        lr = self.optimizer.param_groups[0]["lr"]
+        stats = self.train_epoch(split, pool, desc=f"{self.stage} epoch {self.epoch + 1}/{total}")
+        val_acc, val_loss = self.validate()
+        self.epoch += 1
+        row = {"epoch": self.epoch, "stage": self.stage, "lr": lr, **stats, "val_loss": val_loss, "val_acc": val_acc}
+        self._log_epoch({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+        improved = val_acc > self.best_acc
+        if improved:
+            self.best_acc, self.best_epoch, self.bad_epochs = val_acc, self.epoch, 0
+            self.save_best(val_acc)
+        else:
+            self.bad_epochs += 1
+        if self.progress:
+            tqdm.write(f"{self.stage} epoch {self.epoch}/{total}: loss {stats['train_loss']:.4f} acc {stats['train_acc']:.4f}"
+                       f" | val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''}"
+                       f" | {stats['images_per_s']:.0f} img/s, {stats['epoch_s']:.0f} s")
+        return val_acc
+
+    def fit(self) -> TrainResult:
+        cfg = self.cfg
+        if self.progress and self.epoch == 0:
+            tqdm.write(f"training {cfg.model} ({count_parameters(self.model) / 1e6:.2f}M parameters) on {self.device}: "
+                       f"{len(self.train_split)} train / {len(self.val_split)} val images -> {self.run_dir}")
+        stopped = False
+        while self.stage == "main" and self.epoch < cfg.epochs:
+            val_acc = self._run_stage_epoch(self.train_split, None, cfg.epochs)
+            self.schedule.step_epoch(val_acc)
+            if cfg.patience and self.bad_epochs >= cfg.patience:
+                stopped = True
+                if self.progress:
+                    tqdm.write(f"early stop: no better validation accuracy for {cfg.patience} epochs")
+                break
+            self.save_last()
+        if cfg.finetune_hard and self.stage == "main":
+            self._start_hard_finetune()
+        if self.stage == "hard":
+            total = self._main_epochs + cfg.finetune_hard
+            while self.epoch < total:
+                self._run_stage_epoch(self.train_split, self._hard_pool(), total)
+                self.save_last()
+        self.stage = "done"
+        self.save_last()
+        return TrainResult(self.run_dir, self.best_epoch, self.best_acc, self.epoch, stopped)
+
+    # ----- hard-example fine-tuning (Best Actor project), on Training data only -------------------
+    @property
+    def _main_epochs(self) -> int:
+        return int(next((r["epoch"] for r in reversed(self.history) if r["stage"] == "main"), self.epoch))
+
+    def _start_hard_finetune(self) -> None:
+        best = load_checkpoint(self.run_dir / "best.pt")
+        self.model.load_state_dict(best["state_dict"])
+        lr = self.cfg.learning_rate * 0.1
+        self.optimizer = build_optimizer(self.model, self.cfg, lr=lr)
+        self.schedule = Schedule(self.optimizer, TrainConfig.from_dict({**self.cfg.to_dict(), "schedule": "none"}), 1)
+        self.stage = "hard"
+        self.save_last()
+
+    def _hard_pool(self) -> np.ndarray:
+        """Training images the current model gets wrong, plus as many random others as replay."""
+        probs = predict_proba(self.model, self.train_split.images, self.mean, self.std, device=self.device)
+        wrong = np.flatnonzero(probs.argmax(1) != self.train_split.labels)
+        right = np.setdiff1d(np.arange(len(self.train_split)), wrong)
+        rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=self.generator)))
+        replay = rng.choice(right, size=min(len(right), len(wrong)), replace=False)
+        return np.concatenate([wrong, replay])
+
+
+def train(resume: str | Path | None = None, dataset: FERDataset | None = None, progress: bool = True,
+          **config: Any) -> TrainResult:
+    """Train a model (``ferkit.train(model="resnet_s", data="fer2013.csv", epochs=30, ...)``),
+    or continue one with ``resume=RUN_DIR``. Keyword arguments are :class:`TrainConfig` fields."""
+    if resume is not None:
+        return Trainer.resume(resume, progress=progress, dataset=dataset, **config).fit()
+    return Trainer(TrainConfig(**config), dataset=dataset, progress=progress).fit()
