@@ -18,9 +18,9 @@ def cache_dir() -> Path:
 
 
 def file_key(path: Path, *extra: object) -> str:
-    """A key that changes when the file (path, size or modification time) or ``extra`` changes."""
+    """A key that changes when the file (path, inode, size, modification or change time) or ``extra`` changes."""
     st = path.stat()
-    return "|".join(map(str, (path.resolve(), st.st_size, st.st_mtime_ns, CACHE_VERSION, *extra)))
+    return "|".join(map(str, (path.resolve(), st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, CACHE_VERSION, *extra)))
 
 
 def cached_arrays(key: str, build: Callable[[], dict[str, np.ndarray]], enabled: bool = True) -> dict[str, np.ndarray]:

@@ -89,10 +89,6 @@ def _load_csv(path: Path, labels: str, ferplus: Path | None, skip_bad_rows: bool
               progress: bool) -> FERDataset:
     arrays = _fer2013_from_csv(path, skip_bad_rows, use_cache, progress)
     usage = arrays["usage"]
-    unknown = sorted(set(usage.tolist()) - set(FER2013_ROLES.values()))
-    if unknown:
-        line = int(arrays["rows"][np.flatnonzero(usage == unknown[0])[0]]) + 2
-        raise DataError(path, f"unknown Usage value {unknown[0]!r}; expected Training, PublicTest or PrivateTest", line=line)
     classes, y, soft, keep = FER2013_CLASSES, arrays["labels"], None, np.ones(len(usage), bool)
     if labels != "fer2013":
         ferplus = ferplus or path.parent / "fer2013new.csv"
@@ -147,7 +143,10 @@ def _load_folders(root: Path, val_fraction: float, seed: int, skip_bad_rows: boo
         splits["train"] = Split("train", train["images"], train["labels"], ids)
         splits["val"] = Split("val", val["images"], val["labels"], np.arange(len(val["labels"])))
     else:
-        tr, va = train_test_split(ids, test_size=val_fraction, random_state=seed, stratify=train["labels"])
+        try:
+            tr, va = train_test_split(ids, test_size=val_fraction, random_state=seed, stratify=train["labels"])
+        except ValueError as exc:  # a class with a single image, or fewer val images than classes
+            raise DataError(train_dir, f"cannot carve a stratified validation split: {exc}; add images or a val/ folder") from exc
         tr, va = np.sort(tr), np.sort(va)
         splits["train"] = Split("train", train["images"][tr], train["labels"][tr], tr)
         splits["val"] = Split("val", train["images"][va], train["labels"][va], va)

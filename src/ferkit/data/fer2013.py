@@ -22,6 +22,7 @@ from .labels import FER2013_CLASSES, IMAGE_SIZE
 
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
 REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
+USAGES = ("Training", "PublicTest", "PrivateTest")
 
 
 @dataclass
@@ -61,16 +62,21 @@ def _open_csv_bytes(path: Path) -> Iterator[IO[bytes]]:
 
 def _parse_pixels(text: bytes) -> np.ndarray | str:
     """Return the 48x48 image, or a message saying what is wrong with the field."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        values = np.fromstring(text, dtype=np.int16, sep=" ")
-    if values.size != NUM_PIXELS or text.count(b" ") != NUM_PIXELS - 1:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            values = np.fromstring(text, dtype=np.int64, sep=" ")
+    except ValueError:  # NumPy 2.4+ raises on text it cannot parse
+        values = None
+    if values is None or values.size != NUM_PIXELS or text.count(b" ") != NUM_PIXELS - 1:
         tokens = text.split()
         bad = next((t for t in tokens if not t.isdigit()), None)
         if bad is not None:
             return f"non-numeric pixel value {bad.decode(errors='replace')!r}"
         if len(tokens) != NUM_PIXELS:
             return f"expected {NUM_PIXELS} pixel values, found {len(tokens)}"
+        if values is None or values.size != NUM_PIXELS:
+            return "unparseable pixel values"
     if values.max() > 255 or values.min() < 0:
         return "pixel value outside 0..255"
     return values.reshape(IMAGE_SIZE, IMAGE_SIZE)
@@ -99,11 +105,12 @@ def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progres
                 from tqdm import tqdm
 
                 lines = tqdm(handle, desc=f"parse {path.name}", unit=" rows", leave=False)
-            for row_index, raw in enumerate(lines):
-                line_no = row_index + 2
+            row_index = -1  # data rows seen, bad ones included: the FER+ join key
+            for line_no, raw in enumerate(lines, start=2):
                 fields = raw.rstrip(b"\r\n").replace(b'"', b"").split(b",")
                 if fields == [b""]:
                     continue
+                row_index += 1
                 problem = None
                 if len(fields) != len(header):
                     problem = f"expected {len(header)} fields, found {len(fields)}"
@@ -114,6 +121,9 @@ def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progres
                         problem = image
                     elif not emotion.isdigit() or int(emotion) >= len(FER2013_CLASSES):
                         problem = f"label {emotion.decode(errors='replace')!r} is not in 0..{len(FER2013_CLASSES) - 1}"
+                    elif fields[col["Usage"]].strip().decode(errors="replace") not in USAGES:
+                        problem = (f"unknown Usage value {fields[col['Usage']].strip().decode(errors='replace')!r}; "
+                                   f"expected {', '.join(USAGES)}")
                 if problem is not None:
                     if not skip_bad_rows:
                         raise DataError(path, problem + " (use --skip-bad-rows to skip such rows)", line=line_no)

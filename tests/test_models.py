@@ -1,0 +1,48 @@
+"""Every registered model builds, runs forward and backward, and reports its size."""
+
+import pytest
+import torch
+
+from ferkit.models import count_macs, count_parameters, create_model, list_models
+from ferkit.models.table import models_table
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_forward_backward(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=7).to(memory_format=torch.channels_last)
+    x = torch.randn(4, 1, 48, 48).contiguous(memory_format=torch.channels_last)
+    out = model(x)
+    assert out.shape == (4, 7)
+    out.logsumexp(1).sum().backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_num_classes_and_size(name):
+    model = create_model(name, num_classes=8)
+    assert model.eval()(torch.zeros(1, 1, 48, 48)).shape == (1, 8)
+    assert count_parameters(model) > 10_000
+    assert count_macs(model) > count_parameters(model) / 10
+
+
+# Parameter counts of the seed projects' networks, as published with them.
+SEED_PARAMS = {"webcam_cnn": 2.3e6}
+
+
+@pytest.mark.parametrize("name,expected", SEED_PARAMS.items())
+def test_seed_parameter_counts(name, expected):
+    assert count_parameters(create_model(name)) == pytest.approx(expected, rel=0.05)
+
+
+def test_unknown_model_names_the_choices():
+    with pytest.raises(ValueError, match="resnet_s"):
+        create_model("no_such_net")
+
+
+def test_models_table_lists_every_model():
+    table = models_table()
+    for name in list_models():
+        assert name in table

@@ -1,0 +1,170 @@
+"""Training: schedules, early stopping, checkpoints, exact resume after a kill, learning on FER2013."""
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from ferkit.data.synthetic import synthetic_dataset
+from ferkit.evaluation.predict import predict_proba
+from ferkit.training import Trainer, TrainConfig, load_checkpoint, model_from_checkpoint, train
+from ferkit.training.trainer import class_weight_vector
+
+FAST = dict(model="resnet_s", data="synthetic", epochs=2, batch_size=32, threads=2)
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return synthetic_dataset(per_class=(16, 6, 6), seed=1)
+
+
+def metrics_rows(run_dir):
+    with open(run_dir / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "onecycle", "plateau", "exponential", "none"])
+@pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
+def test_every_schedule_and_optimizer_runs(tmp_path, toy, schedule, optimizer):
+    r = train(dataset=toy, project=str(tmp_path), progress=False, schedule=schedule, optimizer=optimizer, lr=0.02,
+              gamma=0.5, **FAST)
+    rows = metrics_rows(r.run_dir)
+    assert [int(x["epoch"]) for x in rows] == [1, 2]
+    lr1, lr2 = float(rows[0]["lr"]), float(rows[1]["lr"])
+    if schedule == "exponential":
+        assert lr2 == pytest.approx(lr1 * 0.5)
+    elif schedule == "cosine":
+        assert lr1 == pytest.approx(0.02) and lr2 < lr1
+    elif schedule in ("none", "plateau"):
+        assert lr2 == pytest.approx(lr1)
+    elif schedule == "onecycle":
+        assert lr2 > lr1  # still warming up at the start of epoch 2
+
+
+def test_early_stopping(tmp_path, toy):
+    r = train(dataset=toy, project=str(tmp_path), progress=False, **{**FAST, "epochs": 6}, lr=0.0, patience=2,
+              optimizer="sgd", schedule="none")
+    assert r.stopped_early and r.epochs_run == 3 and r.best_epoch == 1
+
+
+def test_checkpoints_are_safe_state_dicts(tmp_path, toy):
+    r = train(dataset=toy, project=str(tmp_path), progress=False, **FAST)
+    for name in ("best.pt", "last.pt"):
+        ckpt = torch.load(r.run_dir / name, weights_only=True)  # no arbitrary unpickling needed
+        assert ckpt["model"] == "resnet_s" and ckpt["classes"][0] == "Angry"
+    assert not list(r.run_dir.glob("*.tmp"))
+    model, ckpt = model_from_checkpoint(r.run_dir / "best.pt")
+    probs = predict_proba(model, toy.split("val").images, ckpt["mean"], ckpt["std"])
+    assert float((probs.argmax(1) == toy.split("val").labels).mean()) == pytest.approx(ckpt["val_acc"])
+
+
+def test_resume_in_process_is_exact(tmp_path, toy, monkeypatch):
+    straight = train(dataset=toy, project=str(tmp_path), name="straight", progress=False, mixup=0.4, **{**FAST, "epochs": 3})
+    calls = {"n": 0}
+    real_save_last = Trainer.save_last
+
+    def crash_after_second(self):
+        real_save_last(self)
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # as if killed right after epoch 2
+
+    monkeypatch.setattr(Trainer, "save_last", crash_after_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset=toy, project=str(tmp_path), name="killed", progress=False, mixup=0.4, **{**FAST, "epochs": 3})
+    monkeypatch.setattr(Trainer, "save_last", real_save_last)
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 2
+    resumed = train(resume=tmp_path / "killed", dataset=toy, progress=False)
+    a = load_checkpoint(straight.run_dir / "last.pt")
+    b = load_checkpoint(resumed.run_dir / "last.pt")
+    assert a["epoch"] == b["epoch"] == 3
+    for k in a["state_dict"]:
+        assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert metrics_rows(straight.run_dir)[-1]["val_acc"] == metrics_rows(resumed.run_dir)[-1]["val_acc"]
+
+
+def _write_csv(path, dataset):
+    with open(path, "w") as f:
+        f.write("emotion,pixels,Usage\n")
+        for split, usage in (("train", "Training"), ("val", "PublicTest"), ("test", "PrivateTest")):
+            s = dataset.split(split)
+            for im, y in zip(s.images, s.labels):
+                f.write(f"{y},{' '.join(map(str, im.ravel()))},{usage}\n")
+
+
+def test_killed_process_resumes_exactly(tmp_path):
+    """SIGKILL a real `ferkit train` mid-run, resume it, and get the uninterrupted run's weights."""
+    data = tmp_path / "toy.csv"
+    _write_csv(data, synthetic_dataset(per_class=(40, 6, 6), seed=2))
+    env = {**os.environ, "FERKIT_CACHE_DIR": str(tmp_path / "cache")}
+    base = [sys.executable, "-m", "ferkit", "train", "--model", "resnet_s", "--data", str(data), "--epochs", "4",
+            "--batch-size", "16", "--threads", "2", "--quiet", "--project", str(tmp_path)]
+    subprocess.run(base + ["--name", "straight"], check=True, env=env, capture_output=True)
+    proc = subprocess.Popen(base + ["--name", "killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "killed" / "last.pt"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if last.exists() and load_checkpoint(last)["epoch"] >= 1:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    epoch_at_kill = load_checkpoint(last)["epoch"]
+    assert 1 <= epoch_at_kill < 4, "the run should have been killed mid-way"
+    subprocess.run([sys.executable, "-m", "ferkit", "train", "--resume", str(tmp_path / "killed"), "--quiet"],
+                   check=True, env=env, capture_output=True)
+    a, b = load_checkpoint(tmp_path / "straight" / "last.pt"), load_checkpoint(last)
+    assert a["epoch"] == b["epoch"] == 4
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert [r["epoch"] for r in metrics_rows(tmp_path / "killed")] == ["1", "2", "3", "4"]
+
+
+def test_hard_example_finetuning_runs_on_training_mistakes(tmp_path, toy):
+    r = train(dataset=toy, project=str(tmp_path), progress=False, finetune_hard=1, **FAST)
+    stages = [row["stage"] for row in metrics_rows(r.run_dir)]
+    assert stages == ["main", "main", "hard"]
+    assert load_checkpoint(r.run_dir / "last.pt")["stage"] == "done"
+
+
+def test_soft_labels_label_smoothing_and_class_weights(tmp_path, toy):
+    train_split = toy.split("train")
+    soft = np.full((len(train_split), 7), 0.05, np.float32)
+    soft[np.arange(len(soft)), train_split.labels] = 0.7
+    data = replace(toy, splits={**toy.splits, "train": replace(train_split, soft=soft)})
+    r = train(dataset=data, project=str(tmp_path), progress=False, label_smoothing=0.1, class_weights="balanced",
+              mixup=0.2, **FAST)
+    assert all(np.isfinite(float(row["train_loss"])) for row in metrics_rows(r.run_dir))
+
+
+def test_class_weights_favour_rare_classes():
+    labels = np.array([0] * 90 + [1] * 10)
+    w = class_weight_vector(labels, 2, "balanced")
+    assert w[1] / w[0] == pytest.approx(9.0)
+    assert float((w * torch.tensor([90.0, 10.0])).sum()) == pytest.approx(100.0)
+    ws = class_weight_vector(labels, 2, "sqrt")
+    assert ws[1] / ws[0] == pytest.approx(3.0)
+    assert class_weight_vector(labels, 2, "none") is None
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="schedule"):
+        TrainConfig(model="resnet_s", data="x", schedule="warp")
+    with pytest.raises(ValueError, match="optimizer"):
+        TrainConfig(model="resnet_s", data="x", optimizer="lion")
+
+
+def test_tiny_fer2013_run_beats_chance(tmp_path, fer2013):
+    """A few minutes' worth of real FER2013 (a subset) must beat the majority-class baseline."""
+    data = fer2013.subsample(2400, seed=0)
+    r = train(dataset=data, project=str(tmp_path), progress=False, model="resnet_s", data="fer2013-subset", epochs=4,
+              batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle", threads=2)
+    val = data.split("val")
+    majority = np.bincount(val.labels).max() / len(val)
+    assert r.best_val_acc > majority + 0.05, (r.best_val_acc, majority)
