@@ -223,9 +223,10 @@ class Trainer:
         else:
             self.bad_epochs += 1
         if self.progress:
+            eta = (total - self.epoch) * float(np.mean([r["epoch_s"] for r in self.history[-3:]]))
             tqdm.write(f"{self.stage} epoch {self.epoch}/{total}: loss {stats['train_loss']:.4f} acc {stats['train_acc']:.4f}"
                        f" | val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''}"
-                       f" | {stats['images_per_s']:.0f} img/s, {stats['epoch_s']:.0f} s")
+                       f" | {stats['images_per_s']:.0f} img/s, {stats['epoch_s']:.0f} s, ETA {eta / 60:.1f} min")
         return val_acc
 
     def fit(self) -> TrainResult:
