@@ -65,29 +65,35 @@ def test_checkpoints_are_safe_state_dicts(tmp_path, toy):
     assert float((probs.argmax(1) == toy.split("val").labels).mean()) == pytest.approx(ckpt["val_acc"])
 
 
-def test_resume_in_process_is_exact(tmp_path, toy, monkeypatch):
-    straight = train(dataset=toy, project=str(tmp_path), name="straight", progress=False, mixup=0.4, **{**FAST, "epochs": 3})
+@pytest.mark.parametrize("crash_after,finetune", [(2, 0), (4, 2)], ids=["main-stage", "hard-stage"])
+def test_resume_in_process_is_exact(tmp_path, toy, monkeypatch, crash_after, finetune):
+    """Crash right after the n-th last.pt write (in the main or the hard-example stage), resume,
+    and end with the uninterrupted run's weights and metrics."""
+    cfg = dict(FAST, epochs=3 - (finetune > 0), mixup=0.4, finetune_hard=finetune)
+    straight = train(dataset=toy, project=str(tmp_path), name="straight", progress=False, **cfg)
     calls = {"n": 0}
     real_save_last = Trainer.save_last
 
-    def crash_after_second(self):
+    def crash(self):
         real_save_last(self)
         calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt  # as if killed right after epoch 2
+        if calls["n"] == crash_after:
+            raise KeyboardInterrupt  # as if killed right there
 
-    monkeypatch.setattr(Trainer, "save_last", crash_after_second)
+    monkeypatch.setattr(Trainer, "save_last", crash)
     with pytest.raises(KeyboardInterrupt):
-        train(dataset=toy, project=str(tmp_path), name="killed", progress=False, mixup=0.4, **{**FAST, "epochs": 3})
+        train(dataset=toy, project=str(tmp_path), name="killed", progress=False, **cfg)
     monkeypatch.setattr(Trainer, "save_last", real_save_last)
-    assert load_checkpoint(tmp_path / "killed" / "last.pt")["epoch"] == 2
+    assert load_checkpoint(tmp_path / "killed" / "last.pt")["stage"] == ("main" if finetune == 0 else "hard")
     resumed = train(resume=tmp_path / "killed", dataset=toy, progress=False)
     a = load_checkpoint(straight.run_dir / "last.pt")
     b = load_checkpoint(resumed.run_dir / "last.pt")
-    assert a["epoch"] == b["epoch"] == 3
+    assert a["epoch"] == b["epoch"] == cfg["epochs"] + finetune
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
-    assert metrics_rows(straight.run_dir)[-1]["val_acc"] == metrics_rows(resumed.run_dir)[-1]["val_acc"]
+    assert metrics_rows(straight.run_dir) == [
+        {**r, "images_per_s": a_r["images_per_s"], "epoch_s": a_r["epoch_s"]}
+        for r, a_r in zip(metrics_rows(resumed.run_dir), metrics_rows(straight.run_dir))]
 
 
 def _write_csv(path, dataset):

@@ -137,6 +137,8 @@ class Trainer:
         trainer = cls(cfg, run_dir=run_dir, dataset=dataset, progress=progress)
         trainer.model.load_state_dict(ckpt["state_dict"])
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt["stage"] == "hard":
+            trainer.schedule = trainer._constant_schedule()
         trainer.schedule.load_state_dict(ckpt["scheduler"])
         trainer.generator.set_state(ckpt["generator"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -263,11 +265,13 @@ class Trainer:
     def _start_hard_finetune(self) -> None:
         best = load_checkpoint(self.run_dir / "best.pt")
         self.model.load_state_dict(best["state_dict"])
-        lr = self.cfg.learning_rate * 0.1
-        self.optimizer = build_optimizer(self.model, self.cfg, lr=lr)
-        self.schedule = Schedule(self.optimizer, TrainConfig.from_dict({**self.cfg.to_dict(), "schedule": "none"}), 1)
+        self.optimizer = build_optimizer(self.model, self.cfg, lr=self.cfg.learning_rate * 0.1)
+        self.schedule = self._constant_schedule()
         self.stage = "hard"
         self.save_last()
+
+    def _constant_schedule(self) -> Schedule:
+        return Schedule(self.optimizer, TrainConfig.from_dict({**self.cfg.to_dict(), "schedule": "none"}), 1)
 
     def _hard_pool(self) -> np.ndarray:
         """Training images the current model gets wrong, plus as many random others as replay."""
