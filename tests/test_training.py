@@ -174,3 +174,28 @@ def test_tiny_fer2013_run_beats_chance(tmp_path, fer2013):
     val = data.split("val")
     majority = np.bincount(val.labels).max() / len(val)
     assert r.best_val_acc > majority + 0.05, (r.best_val_acc, majority)
+
+
+def test_tensorboard_logs_every_epoch_once_across_a_resume(tmp_path, toy, monkeypatch):
+    """--tensorboard writes each epoch's scalars. Killed after logging epoch 2 but before its last.pt,
+    the run resumes from epoch 1: the stale epoch-2 events are purged, none is doubled."""
+    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    cfg = dict(FAST, epochs=3, tensorboard=True)
+    real_save_last = Trainer.save_last
+
+    def crash_before_second(self):
+        if self.epoch == 2:
+            raise KeyboardInterrupt
+        real_save_last(self)
+
+    monkeypatch.setattr(Trainer, "save_last", crash_before_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset=toy, project=str(tmp_path), name="tb", progress=False, **cfg)
+    monkeypatch.setattr(Trainer, "save_last", real_save_last)
+    r = train(resume=tmp_path / "tb", dataset=toy, progress=False)
+    acc = event_accumulator.EventAccumulator(str(r.run_dir / "tensorboard"))
+    acc.Reload()
+    assert {"lr", "train/loss", "train/acc", "val/loss", "val/acc"} <= set(acc.Tags()["scalars"])
+    events = acc.Scalars("val/acc")
+    assert [e.step for e in events] == [1, 2, 3]
+    assert [round(e.value, 5) for e in events] == [round(float(x["val_acc"]), 5) for x in metrics_rows(r.run_dir)]

@@ -67,6 +67,8 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
     p.add_argument("--limit", type=int, help="at most N images per split, for quick experiments")
     p.add_argument("--val-fraction", type=float, default=0.1, help="image folders: share of train/ held out")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="also log metrics to <run>/tensorboard (pip install 'ferkit[tensorboard]')")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -104,7 +106,7 @@ def _train_config(a: argparse.Namespace) -> dict:
     keys = ["model", "data", "name", "project", "labels", "ferplus", "epochs", "batch_size", "optimizer", "lr",
             "momentum", "weight_decay", "schedule", "warmup_epochs", "gamma", "plateau_patience", "label_smoothing",
             "mixup", "class_weights", "patience", "finetune_hard", "seed", "device", "threads", "limit",
-            "skip_bad_rows", "val_fraction"]
+            "skip_bad_rows", "val_fraction", "tensorboard"]
     return {**{k: getattr(a, k) for k in keys}, "augment": augment}
 
 
@@ -147,7 +149,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         sys.exit(run(argv))
-    except (DataError, FileNotFoundError, ValueError) as exc:
+    except (DataError, FileNotFoundError, ImportError, ValueError) as exc:
         print(f"ferkit: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -42,6 +42,7 @@ class TrainConfig:
     limit: int | None = None  # at most this many images per split (quick experiments, tests)
     skip_bad_rows: bool = False
     val_fraction: float = 0.1  # image folders without val/: share of train held out for validation
+    tensorboard: bool = False  # also log every epoch's metrics to <run>/tensorboard (needs ferkit[tensorboard])
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):

@@ -4,6 +4,7 @@ atomic ``best``/``last`` checkpoints and exact resume."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import math
 import time
@@ -79,6 +80,8 @@ class Trainer:
                  progress: bool = True) -> None:
         self.cfg = cfg
         self.progress = progress
+        if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
+            raise ImportError("--tensorboard needs the tensorboard package: pip install 'ferkit[tensorboard]'")
         self.device = setup_device(cfg.device, cfg.threads)
         self.data = dataset if dataset is not None else load_dataset(
             cfg.data, labels=cfg.labels, ferplus=cfg.ferplus, val_fraction=cfg.val_fraction, seed=cfg.seed,
@@ -104,6 +107,7 @@ class Trainer:
         self.stage = "main"
         self.best_acc, self.best_epoch, self.bad_epochs = -1.0, 0, 0
         self.history: list[dict[str, Any]] = []
+        self._tb: Any = None
         self.run_dir = run_dir or next_run_dir(cfg.project, cfg.name or cfg.model)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
@@ -155,8 +159,21 @@ class Trainer:
             w.writeheader()
             w.writerows(self.history)
 
+    def _tensorboard_writer(self) -> Any:
+        """A SummaryWriter on ``<run>/tensorboard``; on resume, events from the resumed epoch on are purged."""
+        if self._tb is None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=self.epoch)
+        return self._tb
+
     def _log_epoch(self, row: dict[str, Any]) -> None:
         self.history.append(row)
+        if self.cfg.tensorboard:
+            tb = self._tensorboard_writer()
+            for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s"):
+                tb.add_scalar(key.replace("_", "/", 1) if key != "lr" else "lr", row[key], row["epoch"])
+            tb.flush()
         path = self.run_dir / "metrics.csv"
         new = not path.exists() or path.stat().st_size == 0
         with open(path, "a", newline="") as f:
@@ -255,6 +272,8 @@ class Trainer:
                 self.save_last()
         self.stage = "done"
         self.save_last()
+        if self._tb is not None:
+            self._tb.close()
         return TrainResult(self.run_dir, self.best_epoch, self.best_acc, self.epoch, stopped)
 
     # ----- hard-example fine-tuning (Best Actor project), on Training data only -------------------
