@@ -1,4 +1,4 @@
-"""The ``ferkit`` command line: ``ferkit train|evaluate|models|data-report|demo``.
+"""The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|models|data-report|demo``.
 
 Each sub-command mirrors a Python function of the same name in the ``ferkit`` package.
 """
@@ -85,18 +85,50 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
 
 
+def _export_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (fp32 or static int8) for ONNX Runtime",
+                       description="Writes an ONNX file that takes grey 48x48 faces (values 0..255) and returns class "
+                                   "probabilities, then checks it against PyTorch (max abs difference) and compares "
+                                   "their accuracy on the validation split (PublicTest for FER2013).")
+    p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt)")
+    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--int8", action="store_true", help="static int8 quantisation, calibrated on Training images")
+    p.add_argument("--data", metavar="PATH", help="data set for calibration and the accuracy check "
+                                                  "(default: the one the checkpoint was trained on, if present)")
+    p.add_argument("--calibration-images", type=int, default=1000, help="Training images used to calibrate int8")
+    p.add_argument("--out", help="output file (default: beside the checkpoint, .onnx or .int8.onnx)")
+
+
+def _predict_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="recognise emotions of every face in photos",
+                       description="Every face in every image: annotated JPEGs (box, top emotion, probability bars), "
+                                   "predictions.csv and predictions.jsonl (box and all class probabilities), written "
+                                   "as they come. Unreadable files are reported and skipped; the exit code is 1 if "
+                                   "any failed. Works offline with the model shipped in the package.")
+    p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB", help="image files, folders (searched recursively) or globs")
+    p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
+    p.add_argument("--model", metavar="ONNX", help="ONNX model from `ferkit export` (default: the shipped model)")
+    p.add_argument("--detector", choices=("haar",), default="haar", help="face detector")
+    p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face (e.g. 48x48)")
+    p.add_argument("--no-save-images", action="store_true", help="write only the CSV and JSON Lines")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition: train, evaluate, inspect.")
     parser.add_argument("--version", action="version", version=f"ferkit {__import__('ferkit').__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _train_parser(sub)
     _evaluate_parser(sub)
+    _export_parser(sub)
+    _predict_parser(sub)
     p = sub.add_parser("models", help="list registered models with parameters and MACs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = sub.add_parser("data-report", help="class counts, sample grids and the duplicate report of a data set")
     _add_data_args(p)
     p.add_argument("--out", default="runs/data-report", help="output folder (default: runs/data-report)")
-    p = sub.add_parser("demo", help="train and evaluate a small model on built-in synthetic faces (no download)")
+    p = sub.add_parser("demo", help="recognise emotions on a bundled photo with the shipped model (offline)")
+    p.add_argument("--train", action="store_true", help="instead train and evaluate a small model on synthetic faces")
     p.add_argument("--out", default="runs", help="project folder (default: runs)")
     return parser
 
@@ -131,6 +163,24 @@ def run(argv: Sequence[str] | None = None) -> int:
         m = res.metrics
         print(f"{m['split']} ({m['num_images']} images, tta={m['tta']}): accuracy {m['accuracy']:.4f}, "
               f"macro-F1 {m['macro_f1']:.4f}, ECE {m['ece']:.4f}\nreport: {res.report}")
+    elif args.command == "export":
+        from .export import export
+
+        res = export(args.checkpoint, format=args.format, int8=args.int8, data=args.data, out=args.out,
+                     calibration_images=args.calibration_images)
+        print(f"wrote {res.path} ({res.path.stat().st_size / 1e6:.1f} MB); max |PyTorch - ONNX Runtime| "
+              f"probability difference {res.max_abs_diff:.2e}")
+        if res.val_acc_torch is not None:
+            print(f"validation accuracy: PyTorch {res.val_acc_torch:.4f}, ONNX Runtime {res.val_acc_onnx:.4f} "
+                  f"({100 * (res.val_acc_onnx - res.val_acc_torch):+.2f} points)")
+    elif args.command == "predict":
+        from .apps.predict import predict_files
+
+        res = predict_files(args.inputs, out=args.out, model=args.model, detector=args.detector,
+                            detect=not args.no_detect, save_images=not args.no_save_images, progress=not args.quiet)
+        print(f"{res.faces} face(s) in {res.images} image(s); results in {res.out_dir}"
+              + (f"; {len(res.failed)} file(s) failed" if res.failed else ""))
+        return 1 if res.failed or res.images == 0 else 0
     elif args.command == "models":
         from .models.table import models_table
 
@@ -140,9 +190,9 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         print(data_report(args.data, args.out, labels=args.labels, ferplus=args.ferplus, skip_bad_rows=args.skip_bad_rows))
     elif args.command == "demo":
-        from .demo import demo
+        from .demo import demo, demo_train
 
-        demo(Path(args.out))
+        (demo_train if args.train else demo)(Path(args.out))
     return 0
 
 

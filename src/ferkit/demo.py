@@ -1,22 +1,42 @@
-"""``ferkit demo``: the whole train -> evaluate loop in about a minute, on built-in cartoon faces.
-
-No download and no data set needed; it shows what ``ferkit train`` and ``ferkit evaluate`` write.
-"""
+"""``ferkit demo``: recognise the emotion on a bundled public-domain photo with the shipped model,
+offline. ``ferkit demo --train`` instead runs the train -> evaluate loop on built-in cartoon faces."""
 
 from __future__ import annotations
 
+from importlib import resources
 from pathlib import Path
 
 from .data.synthetic import synthetic_dataset
-from .evaluation import evaluate
-from .training import train
+
+
+def demo_photo() -> Path:
+    """The bundled photo: NASA astronaut Eileen Collins (public domain, from scikit-image's data)."""
+    return Path(str(resources.files("ferkit") / "assets" / "astronaut.jpg"))
 
 
 def demo(project: Path = Path("runs")) -> Path:
+    """Predict on the bundled photo; return the annotated image's path."""
+    from .apps.predict import predict_files
+
+    res = predict_files([demo_photo()], out=project / "demo", progress=False)
+    faces = (res.out_dir / "predictions.csv").read_text().splitlines()[1:]
+    print(f"ferkit demo: {len(faces)} face(s) in the bundled photo (NASA astronaut Eileen Collins, public domain)")
+    for row in faces:
+        f = row.split(",")
+        print(f"  face {f[1]} at x={f[2]} y={f[3]} w={f[4]} h={f[5]}: {f[6]} ({float(f[7]):.0%})")
+    image = res.out_dir / "astronaut.jpg"
+    print(f"annotated photo: {image}\nrows: {res.out_dir / 'predictions.csv'}, {res.out_dir / 'predictions.jsonl'}")
+    return image
+
+
+def demo_train(project: Path = Path("runs")) -> Path:
     """Train ``resnet_s`` for a few epochs on synthetic faces, evaluate it; return the report path."""
+    from .evaluation import evaluate
+    from .training import train
+
     data = synthetic_dataset(per_class=(100, 25, 25), seed=0)
-    print("ferkit demo: 7 classes of synthetic cartoon faces (FER2013 is not needed for the demo)")
-    result = train(model="resnet_s", data="synthetic", dataset=data, project=str(project), name="demo", epochs=6,
+    print("ferkit demo --train: 7 classes of synthetic cartoon faces (FER2013 is not needed for the demo)")
+    result = train(model="resnet_s", data="synthetic", dataset=data, project=str(project), name="demo-train", epochs=6,
                    batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle")
     res = evaluate(result.run_dir / "best.pt", data=data, split="test", progress=False)
     m = res.metrics

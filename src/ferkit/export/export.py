@@ -1,0 +1,59 @@
+"""``ferkit export``: write the ONNX file, then check it against PyTorch and on the validation split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..data.dataset import FERDataset, load_dataset
+from ..evaluation.predict import predict_proba
+from ..training.checkpoint import load_checkpoint, model_from_checkpoint
+from .onnx import export_onnx
+
+FORMATS = ("onnx",)
+
+
+@dataclass
+class ExportResult:
+    path: Path
+    max_abs_diff: float  # largest |PyTorch - ONNX Runtime| probability on the check images
+    val_acc_torch: float | None  # validation-split (PublicTest) accuracy of the checkpoint in PyTorch
+    val_acc_onnx: float | None  # ... and of the exported file on ONNX Runtime
+
+
+def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, data: str | Path | FERDataset | None = None,
+           out: str | Path | None = None, calibration_images: int = 1000, seed: int = 0) -> ExportResult:
+    """Export a checkpoint (``format="onnx"``, fp32 or static ``int8``). ``data`` (default: the
+    checkpoint's training data, when it is there) gives int8 calibration faces from its Training
+    split and the validation split on which the export's accuracy is compared with PyTorch's."""
+    if format not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+    from ..inference.classifier import EmotionClassifier
+
+    ckpt = load_checkpoint(checkpoint)
+    cfg = ckpt.get("config", {})
+    if data is None and cfg.get("data") and Path(cfg["data"]).exists():
+        data = cfg["data"]
+    dataset = data if isinstance(data, FERDataset) or data is None else load_dataset(
+        data, labels=cfg.get("labels", "fer2013"), val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0))
+    if int8 and dataset is None:
+        raise ValueError("--int8 calibrates on Training images: pass --data (the checkpoint's data set is not found)")
+    calibration = None
+    if dataset is not None:
+        train = dataset.split("train")
+        rng = np.random.default_rng(seed)
+        calibration = train.images[np.sort(rng.permutation(len(train))[:calibration_images])]
+    path = export_onnx(checkpoint, out, int8=int8, calibration=calibration)
+    model, _ = model_from_checkpoint(ckpt)
+    runtime = EmotionClassifier(path)
+    check = calibration[:256] if calibration is not None else np.random.default_rng(seed).integers(0, 256, (64, 48, 48), dtype=np.uint8)
+    ref = predict_proba(model, check, ckpt["mean"], ckpt["std"])
+    diff = float(np.abs(runtime.predict_proba(check) - ref).max())
+    acc_t = acc_o = None
+    if dataset is not None:
+        val = dataset.split("val")
+        acc_t = float((predict_proba(model, val.images, ckpt["mean"], ckpt["std"]).argmax(1) == val.labels).mean())
+        acc_o = float((runtime.predict_proba(val.images).argmax(1) == val.labels).mean())
+    return ExportResult(path, diff, acc_t, acc_o)

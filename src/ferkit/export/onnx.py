@@ -1,0 +1,119 @@
+"""ONNX export: fp32, and static int8 calibrated on Training images, for ONNX Runtime.
+
+The exported graph takes grey faces as float32 (N, 1, 48, 48) with values 0..255 and returns class
+probabilities (N, C): normalisation and softmax are inside, so a runtime needs nothing but the file.
+Its metadata names the classes, the model and the checkpoint it came from.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import __version__
+from ..training.checkpoint import load_checkpoint, model_from_checkpoint
+
+INPUT, OUTPUT = "faces", "probs"
+
+
+class ExportWrapper(nn.Module):
+    """grey 0..255 -> normalised -> model -> softmax."""
+
+    def __init__(self, model: nn.Module, mean: float, std: float) -> None:
+        super().__init__()
+        self.model = model
+        self.scale = 1.0 / (255.0 * std)
+        self.shift = mean / std
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.softmax(self.model(x * self.scale - self.shift), dim=1)
+
+
+def _metadata(ckpt: dict[str, Any], int8: bool) -> dict[str, str]:
+    return {"ferkit_version": __version__, "model": ckpt["model"], "classes": json.dumps(list(ckpt["classes"])),
+            "input": "grey faces float32 (N, 1, 48, 48), values 0..255", "output": "class probabilities (N, C)",
+            "precision": "int8" if int8 else "fp32", "val_acc": str(ckpt.get("val_acc", "")),
+            "train_config": json.dumps(ckpt.get("config", {}))}
+
+
+def _export_fp32(ckpt: dict[str, Any], path: Path) -> None:
+    model, _ = model_from_checkpoint(ckpt)
+    wrapper = ExportWrapper(model, ckpt["mean"], ckpt["std"]).eval()
+    example = (torch.zeros(2, 1, 48, 48),)
+    quiet = logging.getLogger("torch.onnx")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(wrapper, example, dynamo=True, input_names=[INPUT], output_names=[OUTPUT],
+                                        dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+            program.save(str(path))
+    finally:
+        quiet.setLevel(level)
+
+
+def _set_metadata(path: Path, meta: dict[str, str]) -> None:
+    import onnx
+
+    m = onnx.load(str(path))
+    del m.metadata_props[:]
+    for k, v in meta.items():
+        m.metadata_props.add(key=k, value=v)
+    onnx.save(m, str(path))
+
+
+def _quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> None:
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter(np.array_split(calibration.astype(np.float32)[:, None], max(1, len(calibration) // 64)))
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT: batch}
+
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
+        quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+
+
+def export_onnx(checkpoint: str | Path, out: str | Path | None = None, int8: bool = False,
+                calibration: np.ndarray | None = None) -> Path:
+    """Export ``checkpoint`` to ONNX (``<checkpoint>.onnx`` or ``.int8.onnx`` by default). ``int8``
+    quantises statically; ``calibration`` is a uint8 (N, 48, 48) array of Training faces."""
+    checkpoint = Path(checkpoint)
+    ckpt = load_checkpoint(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "best.pt"
+    out = Path(out) if out else checkpoint.with_suffix(".int8.onnx" if int8 else ".onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if int8 and (calibration is None or len(calibration) == 0):
+        raise ValueError("int8 export needs calibration images (Training faces): pass --data")
+    with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
+        fp32 = Path(tmp) / "fp32.onnx"
+        _export_fp32(ckpt, fp32)
+        _set_metadata(fp32, _metadata(ckpt, False))
+        if int8:
+            q = Path(tmp) / "int8.onnx"
+            _quantize_int8(fp32, q, calibration)
+            _set_metadata(q, _metadata(ckpt, True))
+            q.replace(out)
+        else:
+            fp32.replace(out)
+    return out

@@ -1,0 +1,9 @@
+"""Inference: read images, detect faces, crop, classify with ONNX Runtime, draw the results."""
+
+from .classifier import EmotionClassifier, default_model_path
+from .detect import HaarDetector, create_detector
+from .images import ImageError, as_rgb, read_image
+from .recognizer import Face, Recognizer
+
+__all__ = ["EmotionClassifier", "Face", "HaarDetector", "ImageError", "Recognizer", "as_rgb", "create_detector",
+           "default_model_path", "read_image"]

@@ -1,0 +1,50 @@
+"""Classify 48x48 grey faces with an exported ONNX model on ONNX Runtime."""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_MODEL = "resnet_s_fer2013.onnx"
+
+
+def default_model_path() -> Path:
+    """The model shipped inside the package (trained on FER2013; see the README for its command)."""
+    return Path(str(resources.files("ferkit") / "weights" / DEFAULT_MODEL))
+
+
+class EmotionClassifier:
+    """``EmotionClassifier(path).predict_proba(faces)``: faces are uint8 (N, 48, 48) grey crops."""
+
+    def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = Path(model) if model else default_model_path()
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: no such ONNX model")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "classes" not in meta:
+            raise ValueError(f"{self.path}: not a ferkit ONNX model (no class list in its metadata); use `ferkit export`")
+        self.classes: tuple[str, ...] = tuple(json.loads(meta["classes"]))
+        self.metadata = dict(meta)
+        self.input_name = self.session.get_inputs()[0].name
+
+    def predict_proba(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """Probabilities (N, C) for uint8 grey faces (N, 48, 48)."""
+        faces = np.asarray(faces)
+        if faces.ndim != 3 or faces.shape[1:] != (48, 48):
+            raise ValueError(f"faces must be (N, 48, 48) grey crops, got shape {faces.shape}")
+        if len(faces) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        x = faces.astype(np.float32)[:, None]
+        out = [self.session.run(None, {self.input_name: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+        return np.concatenate(out)

@@ -1,0 +1,227 @@
+"""Inference: ONNX export and parity, safe image reading, detection, the Recognizer and `ferkit predict`."""
+
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from ferkit.data.synthetic import synthetic_dataset
+from ferkit.demo import demo_photo
+from ferkit.evaluation.predict import predict_proba
+from ferkit.export import export
+from ferkit.inference import EmotionClassifier, ImageError, Recognizer, as_rgb, default_model_path, read_image
+from ferkit.training import model_from_checkpoint, train
+
+ASTRONAUT_FACE = (177, 66, 95, 95)  # the Haar box of the bundled photo's face
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return synthetic_dataset(per_class=(24, 8, 8), seed=5)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(toy, tmp_path_factory):
+    run = train(dataset=toy, project=str(tmp_path_factory.mktemp("runs")), progress=False, model="resnet_s",
+                data="synthetic", epochs=2, batch_size=32, optimizer="adamw", lr=3e-3, threads=2)
+    return run.run_dir / "best.pt"
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(checkpoint, toy):
+    return export(checkpoint, data=toy)
+
+
+def test_fp32_export_matches_pytorch(onnx_fp32, checkpoint, toy):
+    assert onnx_fp32.max_abs_diff < 1e-4
+    assert onnx_fp32.val_acc_onnx == pytest.approx(onnx_fp32.val_acc_torch, abs=1e-9)
+    clf = EmotionClassifier(onnx_fp32.path)
+    assert clf.classes[0] == "Angry" and len(clf.classes) == 7 and clf.metadata["precision"] == "fp32"
+    model, ckpt = model_from_checkpoint(checkpoint)
+    faces = toy.split("test").images
+    ref = predict_proba(model, faces, ckpt["mean"], ckpt["std"])
+    got = clf.predict_proba(faces, batch_size=5)  # several batches, a ragged last one
+    assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-4
+    assert np.allclose(got.sum(1), 1, atol=1e-5)
+
+
+def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
+    res = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64)
+    assert res.path.exists() and EmotionClassifier(res.path).metadata["precision"] == "int8"
+    assert res.path.stat().st_size < 0.4 * onnx_fp32.path.stat().st_size  # int8 weights
+    assert res.max_abs_diff < 0.5 and abs(res.val_acc_onnx - res.val_acc_torch) < 0.2
+
+
+def test_int8_without_data_is_a_clear_error(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="Training images"):
+        export(checkpoint, int8=True, out=tmp_path / "x.onnx")
+
+
+def test_classifier_rejects_foreign_models_and_bad_shapes(onnx_fp32, tmp_path):
+    import onnx
+
+    m = onnx.load(str(onnx_fp32.path))
+    del m.metadata_props[:]
+    onnx.save(m, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(ValueError, match="not a ferkit ONNX model"):
+        EmotionClassifier(tmp_path / "foreign.onnx")
+    with pytest.raises(FileNotFoundError):
+        EmotionClassifier(tmp_path / "missing.onnx")
+    clf = EmotionClassifier(onnx_fp32.path)
+    with pytest.raises(ValueError, match="48, 48"):
+        clf.predict_proba(np.zeros((2, 64, 64), np.uint8))
+    assert clf.predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+
+
+# --- reading images ------------------------------------------------------------------------------
+
+def _rgb(h=40, w=60):
+    a = np.zeros((h, w, 3), np.uint8)
+    a[..., 0], a[:10, :, 1] = 200, 255
+    return a
+
+
+def test_image_modes_all_become_rgb(tmp_path):
+    base = _rgb()
+    Image.fromarray(base).save(tmp_path / "rgb.png")
+    Image.fromarray(base).convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(base).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(base).convert("P").save(tmp_path / "palette.png")
+    Image.fromarray(base).convert("L").save(tmp_path / "grey.png")
+    Image.fromarray((np.arange(40 * 60, dtype=np.uint16).reshape(40, 60) * 27)).save(tmp_path / "grey16.png")
+    for name in ("rgb.png", "rgba.png", "cmyk.jpg", "palette.png", "grey.png", "grey16.png"):
+        a = read_image(tmp_path / name)
+        assert a.dtype == np.uint8 and a.shape == (40, 60, 3), name
+    assert np.array_equal(read_image(tmp_path / "rgb.png"), base)
+    assert np.abs(read_image(tmp_path / "cmyk.jpg").astype(int) - base).max() < 40
+    sixteen = read_image(tmp_path / "grey16.png")[..., 0]
+    assert sixteen[0, 0] == 0 and sixteen.max() > 240  # scaled from 16 bits, not clipped
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "clear.png")
+    assert (read_image(tmp_path / "clear.png") == 255).all()
+
+
+def test_exif_rotation_is_applied(tmp_path):
+    im = Image.fromarray(_rgb(40, 60))
+    exif = im.getexif()
+    exif[0x0112] = 6  # "rotate 90 CW to view"
+    im.save(tmp_path / "rotated.jpg", exif=exif)
+    assert read_image(tmp_path / "rotated.jpg").shape == (60, 40, 3)
+
+
+@pytest.mark.parametrize("case,message", [
+    ("empty", "empty file"), ("text", "not an image"), ("truncated", "truncated"), ("missing", "no such file"),
+    ("huge", "over the limit"),
+])
+def test_bad_files_give_a_clear_error(tmp_path, case, message):
+    path = tmp_path / f"{case}.jpg"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "text":
+        path.write_text("this is not a photo\n")
+    elif case == "truncated":
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)).save(path)
+        path.write_bytes(path.read_bytes()[:3000])
+    elif case == "huge":
+        Image.fromarray(_rgb()).save(path)
+    with pytest.raises(ImageError, match=message) as err:
+        read_image(path, max_pixels=1000 if case == "huge" else 50_000_000)
+    assert str(path) in str(err.value)
+
+
+def test_arrays_in_either_colour_order():
+    rgb = _rgb()
+    assert np.array_equal(as_rgb(rgb), rgb)
+    assert np.array_equal(as_rgb(rgb[..., ::-1], color="bgr"), rgb)
+    assert as_rgb(rgb[..., 0]).shape == (40, 60, 3)
+    assert np.array_equal(as_rgb(Image.fromarray(rgb)), rgb)
+    with pytest.raises(ValueError):
+        as_rgb(np.zeros((4, 4, 2), np.uint8))
+
+
+# --- detection and recognition -------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def recognizer(onnx_fp32):
+    return Recognizer(model=onnx_fp32.path)
+
+
+def test_the_bundled_photo_has_one_face(recognizer):
+    faces = recognizer.predict(demo_photo())
+    assert len(faces) == 1
+    assert faces[0].box == ASTRONAUT_FACE
+    assert set(faces[0].probs) == set(recognizer.classes) and sum(faces[0].probs.values()) == pytest.approx(1, abs=1e-5)
+
+
+def test_no_face_is_an_empty_result(recognizer):
+    assert recognizer.predict(np.full((480, 640, 3), 127, np.uint8)) == []
+    assert recognizer.predict(np.zeros((10, 10), np.uint8)) == []
+
+
+def test_thirty_faces(recognizer):
+    photo = read_image(demo_photo())
+    x, y, w, h = ASTRONAUT_FACE
+    tile = photo[y - 20:y + h + 20, x - 20:x + w + 20]
+    grid = np.concatenate([np.concatenate([tile] * 6, axis=1)] * 5, axis=0)
+    assert len(recognizer.predict(grid)) == 30
+
+
+def test_colour_order_and_precropped_faces(recognizer, onnx_fp32):
+    photo = read_image(demo_photo())
+    a = recognizer.predict(photo)
+    b = recognizer.predict(cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), color="bgr")
+    assert a == b
+    crop = cv2.resize(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[66:161, 177:272], (48, 48), interpolation=cv2.INTER_AREA)
+    face = recognizer.predict(crop, detect=False)[0]
+    assert face.box == (0, 0, 48, 48)
+    assert face.probs == a[0].probs  # the same 48x48 crop, so the same probabilities
+
+
+def test_predict_batch_equals_one_by_one(recognizer):
+    photo = read_image(demo_photo())
+    batch = recognizer.predict_batch([photo, np.zeros((50, 50, 3), np.uint8), photo[:, ::-1]])
+    assert [len(f) for f in batch] == [1, 0, 1]
+    assert batch[0] == recognizer.predict(photo)
+    assert batch[2][0].probs == pytest.approx(recognizer.predict(photo[:, ::-1])[0].probs, abs=1e-6)
+
+
+def test_shipped_model_finds_the_astronaut_happy():
+    """The default model in the package: no path, no download, and it gets an obvious smile right."""
+    assert default_model_path().is_file()
+    faces = Recognizer().predict(demo_photo())
+    assert len(faces) == 1 and faces[0].emotion == "Happy" and faces[0].score > 0.5
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+def test_predict_command_goes_on_after_bad_files(onnx_fp32, tmp_path):
+    Image.open(demo_photo()).save(tmp_path / "a.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really")
+    (tmp_path / "sub").mkdir()
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(tmp_path / "sub" / "blank.jpg")
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-m", "ferkit", "predict", str(tmp_path), "--model", str(onnx_fp32.path),
+                        "--out", str(out), "--quiet"], capture_output=True, text=True, env=os.environ)
+    assert r.returncode == 1, r.stderr  # one file failed
+    assert "broken.jpg" in r.stderr and "Traceback" not in r.stderr
+    assert "1 face(s) in 2 image(s)" in r.stdout and "1 file(s) failed" in r.stdout
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0].startswith("file,face,x,y,w,h,emotion,score,Angry") and len(rows) == 2
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert [len(r.get("faces", [])) for r in records] == [1, 0, 0]
+    assert "error" in records[1] and records[2]["faces"] == []
+    assert (out / "a.jpg").exists() and (out / "blank.jpg").exists()
+
+
+def test_predict_command_with_no_readable_image_fails(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ferkit", "predict", str(tmp_path / "nothing*.jpg"), "--out",
+                        str(tmp_path / "o"), "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 1 and "no such file" in r.stderr
