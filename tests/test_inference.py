@@ -225,3 +225,119 @@ def test_predict_command_with_no_readable_image_fails(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ferkit", "predict", str(tmp_path / "nothing*.jpg"), "--out",
                         str(tmp_path / "o"), "--quiet"], capture_output=True, text=True)
     assert r.returncode == 1 and "no such file" in r.stderr
+
+
+# --- video ---------------------------------------------------------------------------------------
+
+from ferkit.apps.video import video_file  # noqa: E402
+from ferkit.inference.recognizer import VideoError  # noqa: E402
+from ferkit.inference.smooth import FaceTracker  # noqa: E402
+from ferkit.inference.recognizer import Face  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """A 20-frame 640x480 mp4 of the bundled photo drifting right by 2 px a frame."""
+    photo = cv2.cvtColor(read_image(demo_photo()), cv2.COLOR_RGB2BGR)
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    for i in range(20):
+        frame = np.full((480, 640, 3), 128, np.uint8)
+        frame[:, 40 + 2 * i:552 + 2 * i] = photo[:480]
+        w.write(frame)
+    w.release()
+    return path
+
+
+def _csv_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_video_writes_mp4_csv_timeline_and_summary(recognizer, clip, tmp_path):
+    res = video_file(clip, out=tmp_path, recognizer=recognizer, progress=False)
+    assert res.complete and res.frames_read == 20 and res.frames_processed == 20
+    rows = _csv_rows(tmp_path / "clip.csv")
+    assert sorted({int(r["frame"]) for r in rows}) == list(range(20))
+    astronaut = [r for r in rows if r["track"] == "0"]  # the face, followed across every frame (Haar adds a stray box or two)
+    assert [int(r["frame"]) for r in astronaut] == list(range(20))
+    assert int(astronaut[-1]["x"]) > int(astronaut[0]["x"])  # the box moves with the face
+    cap = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+    cap.release()
+    assert (tmp_path / "clip_timeline.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "clip_summary.json").read_text())
+    assert summary["complete"] and summary["last_frame"] == 19 and summary["faces"] == len(rows)
+
+
+def test_video_stride_recognises_every_nth_frame_and_keeps_all_in_the_mp4(recognizer, clip, tmp_path):
+    res = video_file(clip, out=tmp_path, recognizer=recognizer, stride=3, progress=False)
+    assert res.frames_processed == 7 and res.frames_read == 20
+    assert sorted({int(r["frame"]) for r in _csv_rows(tmp_path / "clip.csv")}) == list(range(0, 20, 3))
+    cap = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    cap.release()
+
+
+def test_interrupted_video_keeps_what_was_written(recognizer, clip, tmp_path, monkeypatch):
+    real = Recognizer.predict
+    calls = {"n": 0}
+
+    def predict(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Recognizer, "predict", predict)
+    with pytest.raises(KeyboardInterrupt):
+        video_file(clip, out=tmp_path, recognizer=recognizer, progress=False)
+    rows = _csv_rows(tmp_path / "clip.csv")
+    assert sorted({int(r["frame"]) for r in rows}) == list(range(10))  # a valid CSV up to the last finished frame
+    summary = json.loads((tmp_path / "clip_summary.json").read_text())
+    assert summary["complete"] is False and summary["last_frame"] == 9
+    assert (tmp_path / "clip_timeline.png").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "truncated"])
+def test_bad_videos_give_a_clear_error(recognizer, clip, tmp_path, case):
+    path = tmp_path / f"{case}.mp4"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "text":
+        path.write_text("not a video\n" * 100)
+    elif case == "truncated":
+        path.write_bytes(clip.read_bytes()[:len(clip.read_bytes()) // 2])
+    with pytest.raises(VideoError, match=str(path.name)):
+        video_file(path, out=tmp_path / "out", recognizer=recognizer, progress=False)
+
+
+def test_missing_camera_is_a_clear_error(recognizer):
+    with pytest.raises(VideoError, match="camera 97"):
+        next(recognizer.process_video(97))
+
+
+def _face(box, probs):
+    names = ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral")
+    p = dict(zip(names, probs))
+    top = max(p, key=p.get)
+    return Face(box, p, top, p[top])
+
+
+def test_tracker_smooths_and_keeps_identities():
+    t = FaceTracker(alpha=0.5, max_missed=1)
+    happy, sad = [0, 0, 0, 1.0, 0, 0, 0], [0, 0, 0, 0, 1.0, 0, 0]
+    a = t.update([_face((0, 0, 50, 50), happy), _face((200, 0, 50, 50), sad)])
+    assert [f.track for f in a] == [0, 1]
+    b = t.update([_face((210, 2, 50, 50), happy), _face((4, 0, 50, 50), sad)])  # they swapped places in the list
+    assert [f.track for f in b] == [1, 0]
+    assert b[1].probs["Happy"] == pytest.approx(0.5) and b[1].probs["Sad"] == pytest.approx(0.5)
+    assert b[0].raw_probs["Happy"] == 1.0
+    t.update([])
+    t.update([])  # both tracks missed twice > max_missed: dropped
+    c = t.update([_face((0, 0, 50, 50), sad)])
+    assert c[0].track == 2 and c[0].emotion == "Sad"
+    with pytest.raises(ValueError):
+        FaceTracker(alpha=0)

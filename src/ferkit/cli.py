@@ -1,4 +1,4 @@
-"""The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|models|data-report|demo``.
+"""The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|video|models|data-report|demo``.
 
 Each sub-command mirrors a Python function of the same name in the ``ferkit`` package.
 """
@@ -114,6 +114,24 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _video_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("video", help="recognise emotions through a video file",
+                       description="Writes <out>/<name>.mp4 (annotated), <name>.csv (one row per face per processed "
+                                   "frame, written as it goes), <name>_timeline.png and <name>_summary.json. Each face "
+                                   "is followed across frames and its probabilities are smoothed against flicker. "
+                                   "Ctrl-C keeps everything written so far; the summary says where it stopped.")
+    p.add_argument("source", metavar="VIDEO", help="a video file (any format OpenCV's FFmpeg reads) or a stream URL")
+    p.add_argument("--out", default="runs/video", help="output folder (default: runs/video)")
+    p.add_argument("--model", metavar="ONNX", help="ONNX model from `ferkit export` (default: the shipped model)")
+    p.add_argument("--detector", choices=("haar",), default="haar", help="face detector")
+    p.add_argument("--stride", type=int, default=1, help="recognise every N-th frame (the mp4 keeps every frame)")
+    p.add_argument("--smooth", type=float, default=0.4, metavar="ALPHA",
+                   help="weight of the newest frame in each face's running average (1 = no smoothing)")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    p.add_argument("--no-save-video", action="store_true", help="write only the CSV, timeline and summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition: train, evaluate, inspect.")
     parser.add_argument("--version", action="version", version=f"ferkit {__import__('ferkit').__version__}")
@@ -122,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     _evaluate_parser(sub)
     _export_parser(sub)
     _predict_parser(sub)
+    _video_parser(sub)
     p = sub.add_parser("models", help="list registered models with parameters and MACs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = sub.add_parser("data-report", help="class counts, sample grids and the duplicate report of a data set")
@@ -181,6 +200,14 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"{res.faces} face(s) in {res.images} image(s); results in {res.out_dir}"
               + (f"; {len(res.failed)} file(s) failed" if res.failed else ""))
         return 1 if res.failed or res.images == 0 else 0
+    elif args.command == "video":
+        from .apps.video import video_file
+
+        res = video_file(args.source, out=args.out, model=args.model, detector=args.detector, stride=args.stride,
+                         smoothing=args.smooth, save_video=not args.no_save_video, max_frames=args.max_frames,
+                         progress=not args.quiet)
+        print(f"{res.frames_read} frames read, {res.frames_processed} recognised, {res.faces} faces, "
+              f"{res.frames_read / max(res.seconds, 1e-9):.1f} frames/s; results in {res.out_dir}")
     elif args.command == "models":
         from .models.table import models_table
 
@@ -199,7 +226,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         sys.exit(run(argv))
-    except (DataError, FileNotFoundError, ImportError, ValueError) as exc:
+    except (DataError, FileNotFoundError, ImportError, ValueError) as exc:  # ImageError, VideoError are ValueErrors
         print(f"ferkit: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,37 @@ def crop_face(grey: np.ndarray, box: Box, size: int = 48) -> np.ndarray:
     crop = grey[max(0, y):y + h, max(0, x):x + w]
     interp = cv2.INTER_AREA if min(crop.shape) >= size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+@dataclass
+class VideoFrame:
+    """One processed video frame: its index and time, the RGB pixels, and its (tracked) faces."""
+
+    index: int
+    time_s: float
+    image: np.ndarray
+    faces: list
+    processed: bool = True  # False: a frame between strides, shown with the last processed frame's faces
+
+
+class VideoError(ValueError):
+    """A video or camera that cannot be opened or read; the message says which and why."""
+
+
+def open_capture(source: str | Path | int) -> cv2.VideoCapture:
+    """An opened ``cv2.VideoCapture`` for a file, a stream URL or a camera index, or a :class:`VideoError`."""
+    if isinstance(source, (str, Path)) and not str(source).isdigit() and "://" not in str(source):
+        path = Path(source)
+        if not path.is_file():
+            raise VideoError(f"{path}: no such file")
+        if path.stat().st_size == 0:
+            raise VideoError(f"{path}: empty file (0 bytes)")
+    src = int(source) if isinstance(source, int) or str(source).isdigit() else str(source)
+    cap = cv2.VideoCapture(src)
+    if not cap.isOpened():
+        what = f"camera {src}" if isinstance(src, int) else str(src)
+        raise VideoError(f"{what}: cannot be opened (missing camera, not a video, or a codec OpenCV lacks)")
+    return cap
 
 
 class Recognizer:
@@ -80,3 +111,35 @@ class Recognizer:
             out.append(self._to_faces(boxes, probs[i:i + len(c)]))
             i += len(c)
         return out
+
+
+    def process_video(self, source: str | Path | int, stride: int = 1, smoothing: float = 0.4,
+                      max_frames: int | None = None, all_frames: bool = False) -> Iterator[VideoFrame]:
+        """Yield every ``stride``-th frame of a video file, stream or camera index with its faces,
+        each followed across frames (``face.track``) and its probabilities smoothed exponentially
+        (``smoothing`` is the new frame's weight; 1 turns smoothing off). Frames are read one at a time.
+        ``all_frames`` also yields the frames in between (``processed=False``, the last faces)."""
+        from .smooth import FaceTracker
+
+        if stride < 1:
+            raise ValueError("stride must be >= 1")
+        cap = open_capture(source)
+        fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+        tracker = FaceTracker(alpha=smoothing)
+        index, faces = 0, []
+        try:
+            while max_frames is None or index < max_frames:
+                ok, bgr = cap.read()
+                if not ok:
+                    if index == 0:
+                        raise VideoError(f"{source}: no frame could be read (truncated or not a video)")
+                    break
+                if index % stride == 0:
+                    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                    faces = tracker.update(self.predict(rgb))
+                    yield VideoFrame(index, index / fps, rgb, faces)
+                elif all_frames:
+                    yield VideoFrame(index, index / fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), faces, processed=False)
+                index += 1
+        finally:
+            cap.release()

@@ -1,0 +1,119 @@
+"""``ferkit video``: an annotated mp4, per-frame CSV rows written as they come, an emotion timeline
+plot and a summary; memory stays flat however long the video, and an interrupted run keeps
+everything written so far (``summary.json`` says where it stopped)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from ..inference.draw import annotate
+from ..inference.recognizer import Recognizer, open_capture
+
+
+@dataclass
+class VideoSummary:
+    out_dir: Path
+    frames_read: int
+    frames_processed: int
+    faces: int
+    complete: bool
+    seconds: float
+
+
+def plot_timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], path: Path, title: str) -> Path:
+    """Each class's probability over time (the largest face of each processed frame)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..inference.draw import COLOURS
+
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for k, name in enumerate(classes):
+        colour = np.array(COLOURS.get(name, (0, 160, 0))) / 255
+        ax.plot(times, probs[:, k] if len(probs) else [], label=name, color=colour, lw=1.4)
+    ax.set(xlabel="time (s)", ylabel="probability (smoothed)", ylim=(0, 1), title=title)
+    ax.legend(ncol=len(classes), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def video_file(source: str | Path, out: str | Path = "runs/video", model: str | Path | None = None,
+               detector: str = "haar", stride: int = 1, smoothing: float = 0.4, save_video: bool = True,
+               max_frames: int | None = None, recognizer: Recognizer | None = None,
+               progress: bool = True) -> VideoSummary:
+    """Run the recogniser over a video; write ``<stem>.mp4``, ``<stem>.csv``, ``<stem>_timeline.png``
+    and ``<stem>_summary.json`` to ``out``."""
+    rec = recognizer or Recognizer(model=model, detector=detector)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = Path(str(source)).stem or "video"
+    cap = open_capture(source)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    cap.release()
+    if max_frames:
+        total = min(total or max_frames, max_frames)
+    writer = None
+    times: list[float] = []
+    tops: list[np.ndarray] = []
+    frames = faces_n = 0
+    last_index = -1
+    complete = False
+    start = time.perf_counter()
+    header = ["frame", "time_s", "track", "x", "y", "w", "h", "emotion", "score", *rec.classes, "raw_emotion"]
+    bar = tqdm(total=total, desc=f"video {stem}", unit=" frame", disable=not progress)
+    f = open(out / f"{stem}.csv", "w", newline="")
+    try:
+        rows = csv.writer(f)
+        rows.writerow(header)
+        for vf in rec.process_video(source, stride=stride, smoothing=smoothing, max_frames=max_frames,
+                                    all_frames=save_video):
+            if vf.processed:
+                frames += 1
+                faces_n += len(vf.faces)
+                for face in vf.faces:
+                    raw = max(face.raw_probs, key=face.raw_probs.get)
+                    rows.writerow([vf.index, f"{vf.time_s:.3f}", face.track, *face.box, face.emotion, f"{face.score:.4f}",
+                                   *(f"{v:.4f}" for v in face.probs.values()), raw])
+                if not vf.faces:
+                    rows.writerow([vf.index, f"{vf.time_s:.3f}", "", "", "", "", "", "", "", *[""] * len(rec.classes), ""])
+                f.flush()
+                times.append(vf.time_s)
+                big = max(vf.faces, key=lambda x: x.box[2] * x.box[3], default=None)
+                tops.append(np.array(list(big.probs.values())) if big else np.full(len(rec.classes), np.nan))
+            if save_video:
+                if writer is None:
+                    h, w = vf.image.shape[:2]
+                    writer = cv2.VideoWriter(str(out / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                writer.write(cv2.cvtColor(annotate(vf.image, vf.faces), cv2.COLOR_RGB2BGR))
+            bar.update(vf.index - last_index)
+            last_index = vf.index
+        complete = True
+    finally:
+        bar.close()
+        f.close()
+        if writer is not None:
+            writer.release()
+        seconds = time.perf_counter() - start
+        summary = VideoSummary(out, last_index + 1, frames, faces_n, complete, seconds)
+        (out / f"{stem}_summary.json").write_text(json.dumps({
+            "source": str(source), "complete": complete, "frames_read": last_index + 1,
+            "last_frame": last_index, "frames_processed": frames, "stride": stride, "smoothing": smoothing,
+            "faces": faces_n, "seconds": round(seconds, 2), "frames_per_s": round((last_index + 1) / max(seconds, 1e-9), 2),
+            "video_fps": fps, "frames_declared": total}, indent=2))
+        if times:
+            plot_timeline(np.array(times), np.array(tops), rec.classes, out / f"{stem}_timeline.png",
+                          f"{stem}: emotions over time" + ("" if complete else f" (stopped at frame {last_index})"))
+    return summary
