@@ -13,7 +13,7 @@ def ferkit(*args, **kw):
     return subprocess.run([sys.executable, "-m", "ferkit", *args], capture_output=True, text=True, **kw)
 
 
-@pytest.mark.parametrize("cmd", ["train", "evaluate", "export", "predict", "models", "data-report", "demo"])
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "export", "predict", "video", "models", "data-report", "demo"])
 def test_help(cmd):
     r = ferkit(cmd, "--help")
     assert r.returncode == 0 and "usage: ferkit" in r.stdout

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -17,7 +18,11 @@ from ferkit.export import export
 from ferkit.inference import EmotionClassifier, ImageError, Recognizer, as_rgb, default_model_path, read_image
 from ferkit.training import model_from_checkpoint, train
 
-ASTRONAUT_FACE = (177, 66, 95, 95)  # the Haar box of the bundled photo's face
+ASTRONAUT_FACE = (173, 75, 104, 103)  # the BlazeFace box of the bundled photo's face
+ASTRONAUT_HAAR = (177, 66, 95, 95)
+SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
+FACES_IN_EXAMPLES = {"oarriaga_test_image.jpg": 6, "sr6033_group.jpg": 3, "wujie_images_1.jpg": 1,
+                     "wujie_images_2.jpg": 1, "fer_justin.jpg": 1, "fer_no-faces.jpg": 0}
 
 
 @pytest.fixture(scope="module")
@@ -159,19 +164,59 @@ def test_the_bundled_photo_has_one_face(recognizer):
     assert len(faces) == 1
     assert faces[0].box == ASTRONAUT_FACE
     assert set(faces[0].probs) == set(recognizer.classes) and sum(faces[0].probs.values()) == pytest.approx(1, abs=1e-5)
+    (lx, ly), (rx, ry) = faces[0].landmarks[:2]  # eyes inside the box's upper half, left one first
+    assert 173 < lx < rx < 277 and 75 < ly < 127 and 75 < ry < 127
 
 
-def test_no_face_is_an_empty_result(recognizer):
-    assert recognizer.predict(np.full((480, 640, 3), 127, np.uint8)) == []
-    assert recognizer.predict(np.zeros((10, 10), np.uint8)) == []
+def test_haar_detector_is_still_there(onnx_fp32):
+    faces = Recognizer(model=onnx_fp32.path, detector="haar").predict(demo_photo())
+    assert [f.box for f in faces] == [ASTRONAUT_HAAR] and faces[0].landmarks is None
+    with pytest.raises(ValueError, match="unknown detector"):
+        Recognizer(model=onnx_fp32.path, detector="yolo")
 
 
-def test_thirty_faces(recognizer):
+@pytest.mark.parametrize("detector", ["blazeface", "haar"])
+def test_no_face_is_an_empty_result(onnx_fp32, detector):
+    rec = Recognizer(model=onnx_fp32.path, detector=detector)
+    assert rec.predict(np.full((480, 640, 3), 127, np.uint8)) == []
+    assert rec.predict(np.zeros((10, 10), np.uint8)) == []
+
+
+def test_every_face_in_the_example_photos(recognizer):
+    """BlazeFace finds exactly the faces of ../shared/examples (Haar: 11 of 14 and a false one)."""
+    if not SHARED_EXAMPLES.is_dir():
+        pytest.skip("../shared/examples is absent")
+    found = {name: len(recognizer.predict(SHARED_EXAMPLES / name)) for name in FACES_IN_EXAMPLES}
+    assert found == FACES_IN_EXAMPLES
+
+
+@pytest.mark.parametrize("angle", [-25, 15, 25])
+def test_alignment_levels_a_tilted_face(recognizer, angle):
+    """The face tilted by some degrees, once aligned, looks much more like the upright face's crop
+    (correlation of pixels) than the same tilted face cropped without alignment."""
+    from ferkit.inference.recognizer import face_crop
+
+    photo = read_image(demo_photo())
+    tilt = cv2.warpAffine(photo, cv2.getRotationMatrix2D((225, 120), angle, 1.0), (512, 512),
+                          borderMode=cv2.BORDER_REPLICATE)
+    grey, tilt_grey = (cv2.cvtColor(p, cv2.COLOR_RGB2GRAY) for p in (photo, tilt))
+    upright, tilted = recognizer.detector.detect(photo)[0], recognizer.detector.detect(tilt)[0]
+    a, b, c = (x.astype(float).ravel() for x in (face_crop(grey, upright), face_crop(tilt_grey, tilted),
+                                                 face_crop(tilt_grey, tilted, align=False)))
+    aligned, unaligned = np.corrcoef(a, b)[0, 1], np.corrcoef(a, c)[0, 1]
+    assert aligned > 0.6 and aligned > unaligned + 0.25, (aligned, unaligned)
+
+
+def test_thirty_faces(recognizer, onnx_fp32):
+    """30 faces in one 864x715 picture: Haar finds all; BlazeFace, at 256 px for the whole picture
+    (faces about 30 px there), finds 29 of them."""
     photo = read_image(demo_photo())
     x, y, w, h = ASTRONAUT_FACE
     tile = photo[y - 20:y + h + 20, x - 20:x + w + 20]
     grid = np.concatenate([np.concatenate([tile] * 6, axis=1)] * 5, axis=0)
-    assert len(recognizer.predict(grid)) == 30
+    assert len(Recognizer(model=onnx_fp32.path, detector="haar").predict(grid)) == 30
+    faces = recognizer.predict(grid)
+    assert len(faces) >= 29 and len({f.box for f in faces}) == len(faces)
 
 
 def test_colour_order_and_precropped_faces(recognizer, onnx_fp32):
@@ -179,6 +224,7 @@ def test_colour_order_and_precropped_faces(recognizer, onnx_fp32):
     a = recognizer.predict(photo)
     b = recognizer.predict(cv2.cvtColor(photo, cv2.COLOR_RGB2BGR), color="bgr")
     assert a == b
+    a = Recognizer(model=onnx_fp32.path, detector="haar").predict(photo)
     crop = cv2.resize(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[66:161, 177:272], (48, 48), interpolation=cv2.INTER_AREA)
     face = recognizer.predict(crop, detect=False)[0]
     assert face.box == (0, 0, 48, 48)

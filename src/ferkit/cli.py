@@ -99,6 +99,14 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output file (default: beside the checkpoint, .onnx or .int8.onnx)")
 
 
+def _add_recognizer_args(p: argparse.ArgumentParser, out_default: str) -> None:
+    p.add_argument("--out", default=out_default, help=f"output folder (default: {out_default})")
+    p.add_argument("--model", metavar="ONNX", help="ONNX model from `ferkit export` (default: the shipped model)")
+    p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
+                   help="face detector: blazeface (default; with eye landmarks for alignment) or haar (OpenCV)")
+    p.add_argument("--no-align", action="store_true", help="do not level the eyes before classifying")
+
+
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="recognise emotions of every face in photos",
                        description="Every face in every image: annotated JPEGs (box, top emotion, probability bars), "
@@ -106,9 +114,7 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
                                    "as they come. Unreadable files are reported and skipped; the exit code is 1 if "
                                    "any failed. Works offline with the model shipped in the package.")
     p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB", help="image files, folders (searched recursively) or globs")
-    p.add_argument("--out", default="runs/predict", help="output folder (default: runs/predict)")
-    p.add_argument("--model", metavar="ONNX", help="ONNX model from `ferkit export` (default: the shipped model)")
-    p.add_argument("--detector", choices=("haar",), default="haar", help="face detector")
+    _add_recognizer_args(p, "runs/predict")
     p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face (e.g. 48x48)")
     p.add_argument("--no-save-images", action="store_true", help="write only the CSV and JSON Lines")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -121,9 +127,7 @@ def _video_parser(sub: argparse._SubParsersAction) -> None:
                                    "is followed across frames and its probabilities are smoothed against flicker. "
                                    "Ctrl-C keeps everything written so far; the summary says where it stopped.")
     p.add_argument("source", metavar="VIDEO", help="a video file (any format OpenCV's FFmpeg reads) or a stream URL")
-    p.add_argument("--out", default="runs/video", help="output folder (default: runs/video)")
-    p.add_argument("--model", metavar="ONNX", help="ONNX model from `ferkit export` (default: the shipped model)")
-    p.add_argument("--detector", choices=("haar",), default="haar", help="face detector")
+    _add_recognizer_args(p, "runs/video")
     p.add_argument("--stride", type=int, default=1, help="recognise every N-th frame (the mp4 keeps every frame)")
     p.add_argument("--smooth", type=float, default=0.4, metavar="ALPHA",
                    help="weight of the newest frame in each face's running average (1 = no smoothing)")
@@ -195,7 +199,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif args.command == "predict":
         from .apps.predict import predict_files
 
-        res = predict_files(args.inputs, out=args.out, model=args.model, detector=args.detector,
+        res = predict_files(args.inputs, out=args.out, model=args.model, detector=args.detector, align=not args.no_align,
                             detect=not args.no_detect, save_images=not args.no_save_images, progress=not args.quiet)
         print(f"{res.faces} face(s) in {res.images} image(s); results in {res.out_dir}"
               + (f"; {len(res.failed)} file(s) failed" if res.failed else ""))
@@ -203,7 +207,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif args.command == "video":
         from .apps.video import video_file
 
-        res = video_file(args.source, out=args.out, model=args.model, detector=args.detector, stride=args.stride,
+        res = video_file(args.source, out=args.out, model=args.model, detector=args.detector, align=not args.no_align,
+                         stride=args.stride,
                          smoothing=args.smooth, save_video=not args.no_save_video, max_frames=args.max_frames,
                          progress=not args.quiet)
         print(f"{res.frames_read} frames read, {res.frames_processed} recognised, {res.faces} faces, "

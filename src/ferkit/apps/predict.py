@@ -51,11 +51,11 @@ def _annotated_name(path: Path, taken: set[str]) -> str:
 
 
 def predict_files(inputs: Sequence[str | Path], out: str | Path = "runs/predict", model: str | Path | None = None,
-                  detector: str = "haar", detect: bool = True, save_images: bool = True,
+                  detector: str = "blazeface", align: bool = True, detect: bool = True, save_images: bool = True,
                   recognizer: Recognizer | None = None, progress: bool = True) -> PredictSummary:
     """Run the recogniser on ``inputs`` (files, folders, globs); write ``predictions.csv``,
     ``predictions.jsonl`` and annotated JPEGs to ``out``. Returns counts and the failed files."""
-    rec = recognizer or Recognizer(model=model, detector=detector)
+    rec = recognizer or Recognizer(model=model, detector=detector, align=align)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary(out)

@@ -50,12 +50,12 @@ def plot_timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
 
 
 def video_file(source: str | Path, out: str | Path = "runs/video", model: str | Path | None = None,
-               detector: str = "haar", stride: int = 1, smoothing: float = 0.4, save_video: bool = True,
+               detector: str = "blazeface", align: bool = True, stride: int = 1, smoothing: float = 0.4, save_video: bool = True,
                max_frames: int | None = None, recognizer: Recognizer | None = None,
                progress: bool = True) -> VideoSummary:
     """Run the recogniser over a video; write ``<stem>.mp4``, ``<stem>.csv``, ``<stem>_timeline.png``
     and ``<stem>_summary.json`` to ``out``."""
-    rec = recognizer or Recognizer(model=model, detector=detector)
+    rec = recognizer or Recognizer(model=model, detector=detector, align=align)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     stem = Path(str(source)).stem or "video"

@@ -1,18 +1,31 @@
-"""Face detectors behind one interface: ``detector.detect(grey) -> list of (x, y, w, h)`` boxes.
+"""Face detectors behind one interface: ``detector.detect(rgb) -> list[Detection]``.
 
-``haar`` is OpenCV's frontal-face Haar cascade (the webcam tutorial's detector), shipped inside
-opencv-python-headless: fast and offline, but it finds false faces in busy photos.
+- ``blazeface`` (default): MediaPipe's BlazeFace "back" model (256 px, Apache-2.0) converted once to
+  ONNX (``tools/convert_blazeface.sh``) and run on ONNX Runtime; boxes, six landmarks (eyes, nose,
+  mouth, ears) and scores. On ``benchmarks/detectors.md``'s photos it finds every face with no false one.
+- ``haar``: OpenCV's frontal-face Haar cascade (the webcam tutorial's detector): no landmarks, misses
+  some faces and finds some that are not there.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-Box = tuple[int, int, int, int]
+Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
+
+
+@dataclass
+class Detection:
+    box: Box
+    score: float
+    landmarks: np.ndarray | None = None  # (K, 2) pixels; BlazeFace: left eye, right eye (as seen), nose, mouth, ears
 
 
 class HaarDetector:
@@ -29,17 +42,110 @@ class HaarDetector:
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
         self.max_side = max_side
 
-    def detect(self, grey: np.ndarray) -> list[Box]:
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         if grey.shape[0] < self.min_size or grey.shape[1] < self.min_size:
             return []
         scale = min(1.0, self.max_side / max(grey.shape))
         small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
                                               minSize=(self.min_size, self.min_size))
-        return sorted((tuple(round(int(v) / scale) for v in b) for b in boxes), key=lambda b: (b[0], b[1]))  # type: ignore[misc]
+        found = sorted((tuple(round(int(v) / scale) for v in b) for b in boxes), key=lambda b: (b[0], b[1]))
+        return [Detection(b, 1.0) for b in found]  # type: ignore[arg-type]
 
 
-DETECTORS: dict[str, Callable[[], object]] = {"haar": HaarDetector}
+def _anchor_centres(size: int, strides: tuple[int, ...], per_cell: int) -> np.ndarray:
+    """SSD anchor centres, normalised (MediaPipe's SsdAnchorsCalculator with fixed anchor size:
+    layers of equal stride are merged)."""
+    out, i = [], 0
+    while i < len(strides):
+        j = i
+        while j < len(strides) and strides[j] == strides[i]:
+            j += 1
+        cells = size // strides[i]
+        c = (np.arange(cells, dtype=np.float32) + 0.5) / cells
+        xx, yy = np.meshgrid(c, c)
+        out.append(np.repeat(np.stack([xx.ravel(), yy.ravel()], 1), per_cell * (j - i), axis=0))
+        i = j
+    return np.concatenate(out).astype(np.float32)
+
+
+def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray,
+                 iou_threshold: float) -> list[tuple[np.ndarray, np.ndarray, float]]:
+    """MediaPipe's weighted NMS: each kept detection is the score-weighted mean of its overlapping
+    group (boxes as x1, y1, x2, y2)."""
+    order = np.argsort(-scores)
+    boxes, scores, points = boxes[order], scores[order], points[order]
+    area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
+    alive = np.ones(len(scores), bool)
+    out = []
+    for i in range(len(scores)):
+        if not alive[i]:
+            continue
+        iw = np.clip(np.minimum(boxes[i, 2], boxes[:, 2]) - np.maximum(boxes[i, 0], boxes[:, 0]), 0, None)
+        ih = np.clip(np.minimum(boxes[i, 3], boxes[:, 3]) - np.maximum(boxes[i, 1], boxes[:, 1]), 0, None)
+        inter = iw * ih
+        group = alive & (inter / np.maximum(area[i] + area - inter, 1e-12) > iou_threshold)
+        group[i] = True
+        w = scores[group]
+        out.append(((boxes[group] * w[:, None]).sum(0) / w.sum(), (points[group] * w[:, None, None]).sum(0) / w.sum(),
+                    float(scores[i])))
+        alive &= ~group
+    return out
+
+
+class BlazeFaceDetector:
+    """BlazeFace "back" (256x256 input) on ONNX Runtime. The image is letterboxed to a square, so
+    faces down to about 1/25 of the longer side are found."""
+
+    name = "blazeface"
+    size, strides, per_cell = 256, (16, 32, 32, 32), 2
+
+    def __init__(self, model: str | Path | None = None, min_score: float = 0.5, iou_threshold: float = 0.3,
+                 threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        path = Path(model) if model else Path(str(resources.files("ferkit") / "weights" / "face_detection_back.onnx"))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+        self.anchors = _anchor_centres(self.size, self.strides, self.per_cell)
+        self.min_score, self.iou_threshold = min_score, iou_threshold
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        h, w = rgb.shape[:2]
+        side = max(h, w)
+        py, px = (side - h) // 2, (side - w) // 2
+        square = np.zeros((side, side, 3), np.uint8)
+        square[py:py + h, px:px + w] = rgb
+        interp = cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR
+        x = cv2.resize(square, (self.size, self.size), interpolation=interp).astype(np.float32) * (1 / 127.5) - 1.0
+        reg, cls = self.session.run(None, {self.input_name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})
+        scores = 1.0 / (1.0 + np.exp(-np.clip(cls.reshape(-1), -80.0, 80.0)))
+        keep = scores >= self.min_score
+        if not keep.any():
+            return []
+        reg = reg.reshape(-1, 8, 2)[keep] / self.size  # box centre, box size, six points; relative to the anchor
+        anchors = self.anchors[keep]
+        centre, wh = reg[:, 0] + anchors, reg[:, 1]
+        boxes = np.concatenate([centre - wh / 2, centre + wh / 2], 1)
+        points = reg[:, 2:] + anchors[:, None, :]
+        valid = (wh > 0).all(1)
+        found = []
+        for b, p, s in weighted_nms(boxes[valid], scores[keep][valid], points[valid], self.iou_threshold):
+            b = b * side - (px, py, px, py)
+            x1, y1 = max(0, round(float(b[0]))), max(0, round(float(b[1])))
+            x2, y2 = min(w, round(float(b[2]))), min(h, round(float(b[3])))
+            if x2 > x1 and y2 > y1:
+                found.append(Detection((x1, y1, x2 - x1, y2 - y1), s, (p * side - (px, py)).astype(np.float32)))
+        return sorted(found, key=lambda d: (d.box[0], d.box[1]))
+
+
+DETECTORS: dict[str, Callable[[], object]] = {"blazeface": BlazeFaceDetector, "haar": HaarDetector}
+DEFAULT_DETECTOR = "blazeface"
 
 
 def create_detector(name: str):

@@ -63,7 +63,7 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
         raise ImageError(path, f"unreadable or truncated image ({exc})") from None
 
 
-def as_rgb(image: "str | Path | np.ndarray | Image.Image", color: str = "rgb") -> np.ndarray:
+def as_rgb(image: str | Path | np.ndarray | Image.Image, color: str = "rgb") -> np.ndarray:
     """Any accepted input as RGB uint8 (H, W, 3): a path, a PIL image, or a numpy array that is grey
     (H, W), or (H, W, 3|4) in ``color`` order ("rgb" or "bgr", as OpenCV gives)."""
     if isinstance(image, (str, Path)):

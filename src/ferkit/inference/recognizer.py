@@ -12,20 +12,22 @@ import numpy as np
 from PIL import Image
 
 from .classifier import EmotionClassifier
-from .detect import Box, create_detector
+from .detect import DEFAULT_DETECTOR, Box, Detection, create_detector
 from .images import as_rgb
 
-ImageLike = "str | Path | np.ndarray | Image.Image"
+ImageLike = str | Path | np.ndarray | Image.Image
 
 
 @dataclass
 class Face:
-    """One face: its box (x, y, w, h) in image pixels, every class probability, the top emotion."""
+    """One face: its box (x, y, w, h) in image pixels, every class probability, the top emotion,
+    and the detector's landmarks when it gives them ([x, y] pairs; BlazeFace: eyes, nose, mouth, ears)."""
 
     box: Box
     probs: dict[str, float]
     emotion: str
     score: float
+    landmarks: list[list[float]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -37,6 +39,31 @@ def crop_face(grey: np.ndarray, box: Box, size: int = 48) -> np.ndarray:
     crop = grey[max(0, y):y + h, max(0, x):x + w]
     interp = cv2.INTER_AREA if min(crop.shape) >= size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)
+
+
+def align_face(grey: np.ndarray, box: Box, eyes: np.ndarray, size: int = 48) -> np.ndarray:
+    """A ``size`` x ``size`` crop of the square around the box's centre (side = the box's longer
+    side), rotated so that the line through the two eyes is level."""
+    x, y, w, h = box
+    centre = (x + w / 2, y + h / 2)
+    side = max(w, h)
+    outer = round(size * 1.5)  # a margin, so the rotation has pixels to bring in
+    span = max(2, round(side * 1.5))
+    region = cv2.getRectSubPix(grey, (span, span), centre)  # replicates the border past the image edge
+    region = cv2.resize(region, (outer, outer), interpolation=cv2.INTER_AREA if span > outer else cv2.INTER_LINEAR)
+    (lx, ly), (rx, ry) = eyes[0], eyes[1]
+    angle = float(np.degrees(np.arctan2(ry - ly, rx - lx)))
+    rot = cv2.getRotationMatrix2D((outer / 2, outer / 2), angle, 1.0)
+    region = cv2.warpAffine(region, rot, (outer, outer), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    m = (outer - size) // 2
+    return region[m:m + size, m:m + size]
+
+
+def face_crop(grey: np.ndarray, det: Detection, align: bool = True) -> np.ndarray:
+    """The 48x48 grey input for a detection: eye-aligned when the detector gave eyes and ``align``."""
+    if align and det.landmarks is not None and len(det.landmarks) >= 2:
+        return align_face(grey, det.box, det.landmarks)
+    return crop_face(grey, det.box)
 
 
 @dataclass
@@ -71,29 +98,35 @@ def open_capture(source: str | Path | int) -> cv2.VideoCapture:
 
 
 class Recognizer:
-    """``Recognizer(model=None, detector="haar").predict(image) -> list[Face]``.
+    """``Recognizer(model=None, detector="blazeface").predict(image) -> list[Face]``.
 
     ``model`` is an ONNX file from ``ferkit export`` (default: the model shipped in the package);
-    ``detector`` a name or an object with ``detect(grey) -> boxes``. Images are paths, PIL images,
-    or numpy arrays (grey, or colour in the order given by ``color``: "rgb" or "bgr" as OpenCV reads).
+    ``detector`` a name ("blazeface", "haar") or an object with ``detect(rgb) -> list[Detection]``;
+    ``align`` levels the eyes before classifying when the detector gives landmarks. Images are paths,
+    PIL images, or numpy arrays (grey, or colour in the order given by ``color``: "rgb" or "bgr" as
+    OpenCV reads).
     """
 
-    def __init__(self, model: str | Path | None = None, detector: Any = "haar", threads: int | None = None) -> None:
+    def __init__(self, model: str | Path | None = None, detector: Any = DEFAULT_DETECTOR, align: bool = True,
+                 threads: int | None = None) -> None:
         self.classifier = EmotionClassifier(model, threads=threads)
         self.classes = self.classifier.classes
         self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        self.align = align
 
-    def _faces(self, rgb: np.ndarray, detect: bool) -> tuple[list[Box], np.ndarray]:
+    def _faces(self, rgb: np.ndarray, detect: bool) -> tuple[list[Detection], np.ndarray]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        boxes = self.detector.detect(grey) if detect else [(0, 0, grey.shape[1], grey.shape[0])]
-        crops = np.stack([crop_face(grey, b) for b in boxes]) if boxes else np.zeros((0, 48, 48), np.uint8)
-        return boxes, crops
+        dets = self.detector.detect(rgb) if detect else [Detection((0, 0, grey.shape[1], grey.shape[0]), 1.0)]
+        crops = np.stack([face_crop(grey, d, self.align) for d in dets]) if dets else np.zeros((0, 48, 48), np.uint8)
+        return dets, crops
 
-    def _to_faces(self, boxes: list[Box], probs: np.ndarray) -> list[Face]:
+    def _to_faces(self, dets: list[Detection], probs: np.ndarray) -> list[Face]:
         faces = []
-        for box, p in zip(boxes, probs):
+        for d, p in zip(dets, probs):
             top = int(p.argmax())
-            faces.append(Face(box, {c: float(v) for c, v in zip(self.classes, p)}, self.classes[top], float(p[top])))
+            marks = None if d.landmarks is None else np.round(d.landmarks, 1).tolist()
+            faces.append(Face(d.box, {c: float(v) for c, v in zip(self.classes, p)}, self.classes[top], float(p[top]),
+                              marks))
         return faces
 
     def predict(self, image: ImageLike, color: str = "rgb", detect: bool = True) -> list[Face]:

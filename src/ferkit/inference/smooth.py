@@ -72,8 +72,8 @@ class FaceTracker:
             names = list(face.probs)
             smooth = {c: float(v) for c, v in zip(names, track.probs)}
             top = int(track.probs.argmax())
-            out.append(TrackedFace(face.box, smooth, names[top], float(track.probs[top]), track=track.id,
-                                   raw_probs=dict(face.probs)))
+            out.append(TrackedFace(face.box, smooth, names[top], float(track.probs[top]), face.landmarks,
+                                   track=track.id, raw_probs=dict(face.probs)))
         for t in self.tracks:
             if t.id not in seen:
                 t.missed += 1
