@@ -1,4 +1,4 @@
-"""The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|video|models|data-report|demo``.
+"""The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|video|webcam|models|data-report|demo``.
 
 Each sub-command mirrors a Python function of the same name in the ``ferkit`` package.
 """
@@ -136,6 +136,21 @@ def _video_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _webcam_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("webcam", help="live recognition from a camera, in a window or headless",
+                       description="Shows the camera with boxes, labels and probability bars (q or Esc quits), or with "
+                                   "--headless prints a line per recognised frame (for machines without a screen). "
+                                   "Both write <out>/camera<N>.csv, a timeline plot and a summary, as `ferkit video`.")
+    p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+    p.add_argument("--source", help="a stream URL or a video file instead of a camera")
+    p.add_argument("--headless", action="store_true", help="no window: print results and write the CSV")
+    _add_recognizer_args(p, "runs/webcam")
+    p.add_argument("--stride", type=int, default=1, help="recognise every N-th frame")
+    p.add_argument("--smooth", type=float, default=0.4, metavar="ALPHA",
+                   help="weight of the newest frame in each face's running average (1 = no smoothing)")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition: train, evaluate, inspect.")
     parser.add_argument("--version", action="version", version=f"ferkit {__import__('ferkit').__version__}")
@@ -145,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     _export_parser(sub)
     _predict_parser(sub)
     _video_parser(sub)
+    _webcam_parser(sub)
     p = sub.add_parser("models", help="list registered models with parameters and MACs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = sub.add_parser("data-report", help="class counts, sample grids and the duplicate report of a data set")
@@ -213,6 +229,13 @@ def run(argv: Sequence[str] | None = None) -> int:
                          progress=not args.quiet)
         print(f"{res.frames_read} frames read, {res.frames_processed} recognised, {res.faces} faces, "
               f"{res.frames_read / max(res.seconds, 1e-9):.1f} frames/s; results in {res.out_dir}")
+    elif args.command == "webcam":
+        from .apps.webcam import webcam
+
+        res = webcam(camera=args.camera, source=args.source, headless=args.headless, out=args.out, model=args.model,
+                     detector=args.detector, align=not args.no_align, stride=args.stride, smoothing=args.smooth,
+                     max_frames=args.max_frames)
+        print(f"{res.frames_read} frames, {res.frames_processed} recognised, {res.faces} faces; results in {res.out_dir}")
     elif args.command == "models":
         from .models.table import models_table
 
@@ -231,7 +254,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         sys.exit(run(argv))
-    except (DataError, FileNotFoundError, ImportError, ValueError) as exc:  # ImageError, VideoError are ValueErrors
+    except (DataError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:  # ImageError, VideoError are ValueErrors
         print(f"ferkit: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

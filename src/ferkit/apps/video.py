@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..inference.draw import annotate
-from ..inference.recognizer import Recognizer, open_capture
+from ..inference.recognizer import Recognizer, VideoFrame, open_capture
 
 
 @dataclass
@@ -51,17 +52,19 @@ def plot_timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
 
 def video_file(source: str | Path, out: str | Path = "runs/video", model: str | Path | None = None,
                detector: str = "blazeface", align: bool = True, stride: int = 1, smoothing: float = 0.4, save_video: bool = True,
-               max_frames: int | None = None, recognizer: Recognizer | None = None,
-               progress: bool = True) -> VideoSummary:
-    """Run the recogniser over a video; write ``<stem>.mp4``, ``<stem>.csv``, ``<stem>_timeline.png``
-    and ``<stem>_summary.json`` to ``out``."""
+               max_frames: int | None = None, recognizer: Recognizer | None = None, progress: bool = True,
+               on_frame: Callable[[VideoFrame], bool | None] | None = None, name: str | None = None) -> VideoSummary:
+    """Run the recogniser over a video, stream or camera; write ``<name>.mp4``, ``<name>.csv``,
+    ``<name>_timeline.png`` and ``<name>_summary.json`` to ``out`` (``name``: the file's stem).
+    ``on_frame`` sees every frame read; when it returns False the run stops there (not complete)."""
     rec = recognizer or Recognizer(model=model, detector=detector, align=align)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    stem = Path(str(source)).stem or "video"
+    stem = name or Path(str(source)).stem or "video"
     cap = open_capture(source)
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    total = total if total > 0 else None  # cameras and streams do not know
     cap.release()
     if max_frames:
         total = min(total or max_frames, max_frames)
@@ -79,7 +82,7 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
         rows = csv.writer(f)
         rows.writerow(header)
         for vf in rec.process_video(source, stride=stride, smoothing=smoothing, max_frames=max_frames,
-                                    all_frames=save_video):
+                                    all_frames=save_video or on_frame is not None):
             if vf.processed:
                 frames += 1
                 faces_n += len(vf.faces)
@@ -100,7 +103,10 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
                 writer.write(cv2.cvtColor(annotate(vf.image, vf.faces), cv2.COLOR_RGB2BGR))
             bar.update(vf.index - last_index)
             last_index = vf.index
-        complete = True
+            if on_frame is not None and on_frame(vf) is False:
+                break
+        else:
+            complete = True
     finally:
         bar.close()
         f.close()

@@ -90,6 +90,7 @@ def open_capture(source: str | Path | int) -> cv2.VideoCapture:
         if path.stat().st_size == 0:
             raise VideoError(f"{path}: empty file (0 bytes)")
     src = int(source) if isinstance(source, int) or str(source).isdigit() else str(source)
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # our error below says it plainly
     cap = cv2.VideoCapture(src)
     if not cap.isOpened():
         what = f"camera {src}" if isinstance(src, int) else str(src)
