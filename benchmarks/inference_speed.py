@@ -3,14 +3,20 @@
     .venv/bin/python benchmarks/inference_speed.py [--model M.onnx ...] [--out benchmarks/inference_speed.md]
 
 Classification: 48x48 faces at batch 1 (median latency) and batch 256 (faces/s). End to end: one
-640x480 frame holding one face (the bundled astronaut photo resized), Haar detection + crop +
-classification, median over the timed runs. The default model is the one shipped in the package.
+640x480 frame holding one face (the bundled astronaut photo), detection + alignment + classification,
+median over the timed runs, for each detector. The default model is the one shipped in the package.
+Video: frames/s of `ferkit video` on ../shared/examples/fer_woman2.mp4 (596x336, 29.97 fps), when present.
+With `--fer-python .venv-peers/bin/python` (made by `make bench-peers`), the `fer` package is timed on
+the same frame in its own virtual environment, in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -18,8 +24,12 @@ import cv2
 import numpy as np
 import onnxruntime
 
+from ferkit.apps.video import video_file
 from ferkit.demo import demo_photo
 from ferkit.inference import EmotionClassifier, Recognizer, default_model_path, read_image
+from ferkit.inference.detect import DETECTORS
+
+VIDEO = Path(__file__).resolve().parents[2] / "shared" / "examples" / "fer_woman2.mp4"
 
 
 def median_ms(fn, runs: int, warmup: int = 20) -> float:
@@ -44,30 +54,56 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", nargs="*", default=[str(default_model_path())])
     ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--fer-python", help="python of a virtual environment with the `fer` package")
     ap.add_argument("--out", default="benchmarks/inference_speed.md")
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     one, many = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8), rng.integers(0, 256, (256, 48, 48), dtype=np.uint8)
     frame = frame_640x480()
-    rows = []
+    rows, e2e = [], []
     for path in args.model:
         clf = EmotionClassifier(path)
-        rec = Recognizer(model=path)
-        assert len(rec.predict(frame)) == 1, "the benchmark frame should hold exactly one detected face"
         b1 = median_ms(lambda: clf.predict_proba(one), args.runs)
         b256 = median_ms(lambda: clf.predict_proba(many, batch_size=256), max(20, args.runs // 10), warmup=3)
-        e2e = median_ms(lambda: rec.predict(frame), args.runs // 3)
-        detect = median_ms(lambda: rec.detector.detect(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)), args.runs // 3)
-        rows.append((Path(path).name, clf.metadata.get("precision", "?"), b1, 256 / (b256 / 1000), detect, e2e))
-        print(f"{rows[-1][0]}: {b1:.3f} ms/face at batch 1, {rows[-1][3]:.0f} faces/s batched, "
-              f"detect {detect:.2f} ms, end to end {e2e:.2f} ms per 640x480 frame")
+        rows.append((Path(path).name, clf.metadata.get("precision", "?"), b1, 256 / (b256 / 1000)))
+        print(f"{rows[-1][0]}: {b1:.3f} ms/face at batch 1, {rows[-1][3]:.0f} faces/s batched")
+        for det in DETECTORS:
+            rec = Recognizer(model=path, detector=det)
+            n = len(rec.predict(frame))
+            ms = median_ms(lambda: rec.predict(frame), args.runs // 3, warmup=5)
+            e2e.append((Path(path).name, det, n, ms))
+            print(f"  {det}: {n} face(s), {ms:.2f} ms per 640x480 frame")
+    video = None
+    if VIDEO.exists():
+        with tempfile.TemporaryDirectory() as tmp:
+            v = video_file(VIDEO, out=tmp, model=args.model[0], save_video=False, progress=False)
+        video = (v.frames_read, v.seconds, v.frames_read / v.seconds)
+        print(f"video: {video[2]:.1f} frames/s")
+    peer = None
+    if args.fer_python:
+        script = Path(__file__).with_name("peer_fer.py")
+        r = subprocess.run([args.fer_python, str(script)], capture_output=True, text=True, check=True)
+        peer = json.loads(r.stdout.strip().splitlines()[-1])
+        print(f"fer: {peer}")
     lines = [f"# CPU inference speed ({os.cpu_count()} cores, onnxruntime {onnxruntime.__version__})", "",
              "Measured with `.venv/bin/python benchmarks/inference_speed.py"
-             + ("" if args.model == [str(default_model_path())] else " --model " + " ".join(args.model)) + "`",
-             "(medians; end to end = Haar detection + crop + classification of one 640x480 frame with one face).", "",
-             "| model | precision | ms per face, batch 1 | faces/s, batch 256 | Haar detect ms | end to end ms per frame |",
-             "|---|---|---:|---:|---:|---:|"]
-    lines += [f"| {n} | {p} | {b1:.3f} | {fps:.0f} | {d:.2f} | {e:.2f} |" for n, p, b1, fps, d, e in rows]
+             + ("" if args.model == [str(default_model_path())] else " --model " + " ".join(args.model))
+             + (f" --fer-python {args.fer_python}" if args.fer_python else "") + "` (medians, one run).", "",
+             "## Classification (ONNX Runtime, 48x48 grey faces)", "",
+             "| model | precision | ms per face, batch 1 | faces/s, batch 256 |", "|---|---|---:|---:|"]
+    lines += [f"| {n} | {p} | {b1:.3f} | {fps:.0f} |" for n, p, b1, fps in rows]
+    lines += ["", "## End to end: one 640x480 frame with one face (detect, align, classify)", "",
+              "| model | detector | faces found | ms per frame |", "|---|---|---:|---:|"]
+    lines += [f"| {n} | {d} | {k} | {ms:.2f} |" for n, d, k, ms in e2e]
+    if peer:
+        ours = min(ms for _, d, _, ms in e2e if d == "blazeface")
+        lines += [f"| `fer` package ({peer['package']}, mini-Xception on TensorFlow, own venv) | {peer['detector']} | "
+                  f"{peer['faces']} | {peer['ms_per_frame']:.2f} |", "",
+                  f"ferkit (blazeface) is {peer['ms_per_frame'] / ours:.1f}x faster per frame than `fer` in this run."]
+    if video:
+        lines += ["", "## Video", "", f"`ferkit video` (default detector, every frame, no mp4 written) on "
+                  f"`fer_woman2.mp4` (596x336, 29.97 fps): {video[0]} frames in {video[1]:.1f} s = "
+                  f"**{video[2]:.0f} frames/s**, {video[2] / 29.97:.1f}x real time."]
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 
