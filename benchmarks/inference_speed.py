@@ -96,10 +96,11 @@ def main() -> None:
               "| model | detector | faces found | ms per frame |", "|---|---|---:|---:|"]
     lines += [f"| {n} | {d} | {k} | {ms:.2f} |" for n, d, k, ms in e2e]
     if peer:
-        ours = min(ms for _, d, _, ms in e2e if d == "blazeface")
+        name, ours = next((n, ms) for n, d, _, ms in e2e if d == "blazeface")
         lines += [f"| `fer` package ({peer['package']}, mini-Xception on TensorFlow, own venv) | {peer['detector']} | "
                   f"{peer['faces']} | {peer['ms_per_frame']:.2f} |", "",
-                  f"ferkit (blazeface) is {peer['ms_per_frame'] / ours:.1f}x faster per frame than `fer` in this run."]
+                  f"ferkit ({name}, blazeface) is {peer['ms_per_frame'] / ours:.1f}x faster per frame than `fer` "
+                  "in this run."]
     if video:
         lines += ["", "## Video", "", f"`ferkit video` (default detector, every frame, no mp4 written) on "
                   f"`fer_woman2.mp4` (596x336, 29.97 fps): {video[0]} frames in {video[1]:.1f} s = "

@@ -35,7 +35,7 @@ def main() -> None:
     ap.add_argument("--mtcnn", action="store_true", help="fer's MTCNN detector instead of its Haar default")
     args = ap.parse_args()
     import fer
-    from fer import FER
+    from fer.fer import FER
 
     detector = FER(mtcnn=args.mtcnn)
     frame = frame_640x480_bgr()

@@ -30,6 +30,7 @@ class EmotionClassifier:
         opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the detector and classifier share 2 cores
         self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:

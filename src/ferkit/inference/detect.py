@@ -110,6 +110,7 @@ class BlazeFaceDetector:
         opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the detector and classifier share 2 cores
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
         self.anchors = _anchor_centres(self.size, self.strides, self.per_cell)
