@@ -67,6 +67,24 @@ def test_int8_without_data_is_a_clear_error(checkpoint, tmp_path):
         export(checkpoint, int8=True, out=tmp_path / "x.onnx")
 
 
+def test_tflite_export_matches_pytorch(checkpoint, toy, tmp_path):
+    """Runs where the optional extra is installed (pip install 'ferkit[tflite]')."""
+    pytest.importorskip("litert_torch")
+    res = export(checkpoint, format="tflite", data=toy, out=tmp_path / "m.tflite")
+    assert res.max_abs_diff < 1e-4 and res.val_acc_onnx == pytest.approx(res.val_acc_torch, abs=1e-9)
+    assert json.loads((tmp_path / "m.tflite.json").read_text())["classes"][3] == "Happy"
+
+
+def test_tflite_without_the_extra_is_a_clear_error(checkpoint, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("litert_torch") is not None:
+        pytest.skip("litert-torch is installed here")
+    r = subprocess.run([sys.executable, "-m", "ferkit", "export", str(checkpoint), "--format", "tflite", "--out",
+                        str(tmp_path / "m.tflite")], capture_output=True, text=True)
+    assert r.returncode == 2 and "pip install 'ferkit[tflite]'" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_classifier_rejects_foreign_models_and_bad_shapes(onnx_fp32, tmp_path):
     import onnx
 

@@ -86,17 +86,18 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (fp32 or static int8) for ONNX Runtime",
-                       description="Writes an ONNX file that takes grey 48x48 faces (values 0..255) and returns class "
-                                   "probabilities, then checks it against PyTorch (max abs difference) and compares "
-                                   "their accuracy on the validation split (PublicTest for FER2013).")
+    p = sub.add_parser("export", help="export a checkpoint to ONNX (fp32 or static int8) or TFLite (mobile)",
+                       description="Writes an ONNX (or TFLite) file that takes grey 48x48 faces (values 0..255) and "
+                                   "returns class probabilities, then checks it against PyTorch (max abs difference) and "
+                                   "compares their accuracy on the validation split (PublicTest for FER2013). "
+                                   "TFLite needs pip install 'ferkit[tflite]'.")
     p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt)")
-    p.add_argument("--format", choices=("onnx",), default="onnx")
+    p.add_argument("--format", choices=("onnx", "tflite"), default="onnx")
     p.add_argument("--int8", action="store_true", help="static int8 quantisation, calibrated on Training images")
     p.add_argument("--data", metavar="PATH", help="data set for calibration and the accuracy check "
                                                   "(default: the one the checkpoint was trained on, if present)")
     p.add_argument("--calibration-images", type=int, default=1000, help="Training images used to calibrate int8")
-    p.add_argument("--out", help="output file (default: beside the checkpoint, .onnx or .int8.onnx)")
+    p.add_argument("--out", help="output file (default: beside the checkpoint, .onnx, .int8.onnx or .tflite)")
 
 
 def _add_recognizer_args(p: argparse.ArgumentParser, out_default: str) -> None:
@@ -207,10 +208,11 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         res = export(args.checkpoint, format=args.format, int8=args.int8, data=args.data, out=args.out,
                      calibration_images=args.calibration_images)
-        print(f"wrote {res.path} ({res.path.stat().st_size / 1e6:.1f} MB); max |PyTorch - ONNX Runtime| "
+        rt = "LiteRT" if args.format == "tflite" else "ONNX Runtime"
+        print(f"wrote {res.path} ({res.path.stat().st_size / 1e6:.1f} MB); max |PyTorch - {rt}| "
               f"probability difference {res.max_abs_diff:.2e}")
         if res.val_acc_torch is not None:
-            print(f"validation accuracy: PyTorch {res.val_acc_torch:.4f}, ONNX Runtime {res.val_acc_onnx:.4f} "
+            print(f"validation accuracy: PyTorch {res.val_acc_torch:.4f}, {rt} {res.val_acc_onnx:.4f} "
                   f"({100 * (res.val_acc_onnx - res.val_acc_torch):+.2f} points)")
     elif args.command == "predict":
         from .apps.predict import predict_files

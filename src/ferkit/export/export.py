@@ -12,25 +12,29 @@ from ..evaluation.predict import predict_proba
 from ..training.checkpoint import load_checkpoint, model_from_checkpoint
 from .onnx import export_onnx
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "tflite")
 
 
 @dataclass
 class ExportResult:
     path: Path
-    max_abs_diff: float  # largest |PyTorch - ONNX Runtime| probability on the check images
+    max_abs_diff: float  # largest |PyTorch - runtime| probability on the check images
     val_acc_torch: float | None  # validation-split (PublicTest) accuracy of the checkpoint in PyTorch
-    val_acc_onnx: float | None  # ... and of the exported file on ONNX Runtime
+    val_acc_onnx: float | None  # ... and of the exported file on its runtime (ONNX Runtime or LiteRT)
 
 
 def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, data: str | Path | FERDataset | None = None,
            out: str | Path | None = None, calibration_images: int = 1000, seed: int = 0) -> ExportResult:
-    """Export a checkpoint (``format="onnx"``, fp32 or static ``int8``). ``data`` (default: the
+    """Export a checkpoint (``format="onnx"``, fp32 or static ``int8``; or ``"tflite"``, fp32, for
+    mobile: needs ``ferkit[tflite]``). ``data`` (default: the
     checkpoint's training data, when it is there) gives int8 calibration faces from its Training
     split and the validation split on which the export's accuracy is compared with PyTorch's."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+    if format == "tflite" and int8:
+        raise ValueError("--int8 is for ONNX; the TFLite export is fp32")
     from ..inference.classifier import EmotionClassifier
+    from .tflite import export_tflite, tflite_predict_proba
 
     ckpt = load_checkpoint(checkpoint)
     cfg = ckpt.get("config", {})
@@ -45,15 +49,22 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
         train = dataset.split("train")
         rng = np.random.default_rng(seed)
         calibration = train.images[np.sort(rng.permutation(len(train))[:calibration_images])]
-    path = export_onnx(checkpoint, out, int8=int8, calibration=calibration)
+    if format == "tflite":
+        source = Path(checkpoint) / "best.pt" if Path(checkpoint).is_dir() else Path(checkpoint)
+        path = export_tflite(ckpt, Path(out) if out else source.with_suffix(".tflite"))
+
+        def runtime(faces: np.ndarray) -> np.ndarray:
+            return tflite_predict_proba(path, faces)
+    else:
+        path = export_onnx(checkpoint, out, int8=int8, calibration=calibration)
+        runtime = EmotionClassifier(path).predict_proba
     model, _ = model_from_checkpoint(ckpt)
-    runtime = EmotionClassifier(path)
     check = calibration[:256] if calibration is not None else np.random.default_rng(seed).integers(0, 256, (64, 48, 48), dtype=np.uint8)
     ref = predict_proba(model, check, ckpt["mean"], ckpt["std"])
-    diff = float(np.abs(runtime.predict_proba(check) - ref).max())
+    diff = float(np.abs(runtime(check) - ref).max())
     acc_t = acc_o = None
     if dataset is not None:
         val = dataset.split("val")
         acc_t = float((predict_proba(model, val.images, ckpt["mean"], ckpt["std"]).argmax(1) == val.labels).mean())
-        acc_o = float((runtime.predict_proba(val.images).argmax(1) == val.labels).mean())
+        acc_o = float((runtime(val.images).argmax(1) == val.labels).mean())
     return ExportResult(path, diff, acc_t, acc_o)
