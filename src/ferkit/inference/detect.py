@@ -118,12 +118,13 @@ class BlazeFaceDetector:
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]
-        side = max(h, w)
-        py, px = (side - h) // 2, (side - w) // 2
-        square = np.zeros((side, side, 3), np.uint8)
-        square[py:py + h, px:px + w] = rgb
-        interp = cv2.INTER_AREA if side > self.size else cv2.INTER_LINEAR
-        x = cv2.resize(square, (self.size, self.size), interpolation=interp).astype(np.float32) * (1 / 127.5) - 1.0
+        scale = self.size / max(h, w)  # shrink to fit, then pad to a square (letterbox)
+        nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+        small = cv2.resize(rgb, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        py, px = (self.size - nh) // 2, (self.size - nw) // 2
+        square = np.zeros((self.size, self.size, 3), np.uint8)
+        square[py:py + nh, px:px + nw] = small
+        x = square.astype(np.float32) * (1 / 127.5) - 1.0
         reg, cls = self.session.run(None, {self.input_name: np.ascontiguousarray(x.transpose(2, 0, 1)[None])})
         scores = 1.0 / (1.0 + np.exp(-np.clip(cls.reshape(-1), -80.0, 80.0)))
         keep = scores >= self.min_score
@@ -137,11 +138,11 @@ class BlazeFaceDetector:
         valid = (wh > 0).all(1)
         found = []
         for b, p, s in weighted_nms(boxes[valid], scores[keep][valid], points[valid], self.iou_threshold):
-            b = b * side - (px, py, px, py)
+            b = (b * self.size - (px, py, px, py)) / scale
             x1, y1 = max(0, round(float(b[0]))), max(0, round(float(b[1])))
             x2, y2 = min(w, round(float(b[2]))), min(h, round(float(b[3])))
             if x2 > x1 and y2 > y1:
-                found.append(Detection((x1, y1, x2 - x1, y2 - y1), s, (p * side - (px, py)).astype(np.float32)))
+                found.append(Detection((x1, y1, x2 - x1, y2 - y1), s, ((p * self.size - (px, py)) / scale).astype(np.float32)))
         return sorted(found, key=lambda d: (d.box[0], d.box[1]))
 
 
