@@ -44,7 +44,7 @@ def onnx_fp32(checkpoint, toy):
 
 def test_fp32_export_matches_pytorch(onnx_fp32, checkpoint, toy):
     assert onnx_fp32.max_abs_diff < 1e-4
-    assert onnx_fp32.val_acc_onnx == pytest.approx(onnx_fp32.val_acc_torch, abs=1e-9)
+    assert onnx_fp32.val_acc_export == pytest.approx(onnx_fp32.val_acc_torch, abs=1e-9)
     clf = EmotionClassifier(onnx_fp32.path)
     assert clf.classes[0] == "Angry" and len(clf.classes) == 7 and clf.metadata["precision"] == "fp32"
     model, ckpt = model_from_checkpoint(checkpoint)
@@ -59,7 +59,7 @@ def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
     res = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64)
     assert res.path.exists() and EmotionClassifier(res.path).metadata["precision"] == "int8"
     assert res.path.stat().st_size < 0.4 * onnx_fp32.path.stat().st_size  # int8 weights
-    assert res.max_abs_diff < 0.5 and abs(res.val_acc_onnx - res.val_acc_torch) < 0.2
+    assert res.max_abs_diff < 0.5 and abs(res.val_acc_export - res.val_acc_torch) < 0.2
 
 
 def test_int8_without_data_is_a_clear_error(checkpoint, tmp_path):
@@ -71,7 +71,7 @@ def test_tflite_export_matches_pytorch(checkpoint, toy, tmp_path):
     """Runs where the optional extra is installed (pip install 'ferkit[tflite]')."""
     pytest.importorskip("litert_torch")
     res = export(checkpoint, format="tflite", data=toy, out=tmp_path / "m.tflite")
-    assert res.max_abs_diff < 1e-4 and res.val_acc_onnx == pytest.approx(res.val_acc_torch, abs=1e-9)
+    assert res.max_abs_diff < 1e-4 and res.val_acc_export == pytest.approx(res.val_acc_torch, abs=1e-9)
     assert json.loads((tmp_path / "m.tflite.json").read_text())["classes"][3] == "Happy"
 
 

@@ -108,6 +108,13 @@ def _add_recognizer_args(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--no-align", action="store_true", help="do not level the eyes before classifying")
 
 
+def _add_stream_args(p: argparse.ArgumentParser, stride_help: str) -> None:
+    p.add_argument("--stride", type=int, default=1, help=stride_help)
+    p.add_argument("--smooth", type=float, default=0.4, metavar="ALPHA",
+                   help="weight of the newest frame in each face's running average (1 = no smoothing)")
+    p.add_argument("--max-frames", type=int, help="stop after N frames")
+
+
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="recognise emotions of every face in photos",
                        description="Every face in every image: annotated JPEGs (box, top emotion, probability bars), "
@@ -129,10 +136,7 @@ def _video_parser(sub: argparse._SubParsersAction) -> None:
                                    "Ctrl-C keeps everything written so far; the summary says where it stopped.")
     p.add_argument("source", metavar="VIDEO", help="a video file (any format OpenCV's FFmpeg reads) or a stream URL")
     _add_recognizer_args(p, "runs/video")
-    p.add_argument("--stride", type=int, default=1, help="recognise every N-th frame (the mp4 keeps every frame)")
-    p.add_argument("--smooth", type=float, default=0.4, metavar="ALPHA",
-                   help="weight of the newest frame in each face's running average (1 = no smoothing)")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    _add_stream_args(p, "recognise every N-th frame (the mp4 keeps every frame)")
     p.add_argument("--no-save-video", action="store_true", help="write only the CSV, timeline and summary")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -146,10 +150,7 @@ def _webcam_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--source", help="a stream URL or a video file instead of a camera")
     p.add_argument("--headless", action="store_true", help="no window: print results and write the CSV")
     _add_recognizer_args(p, "runs/webcam")
-    p.add_argument("--stride", type=int, default=1, help="recognise every N-th frame")
-    p.add_argument("--smooth", type=float, default=0.4, metavar="ALPHA",
-                   help="weight of the newest frame in each face's running average (1 = no smoothing)")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
+    _add_stream_args(p, "recognise every N-th frame")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -212,8 +213,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"wrote {res.path} ({res.path.stat().st_size / 1e6:.1f} MB); max |PyTorch - {rt}| "
               f"probability difference {res.max_abs_diff:.2e}")
         if res.val_acc_torch is not None:
-            print(f"validation accuracy: PyTorch {res.val_acc_torch:.4f}, {rt} {res.val_acc_onnx:.4f} "
-                  f"({100 * (res.val_acc_onnx - res.val_acc_torch):+.2f} points)")
+            print(f"validation accuracy: PyTorch {res.val_acc_torch:.4f}, {rt} {res.val_acc_export:.4f} "
+                  f"({100 * (res.val_acc_export - res.val_acc_torch):+.2f} points)")
     elif args.command == "predict":
         from .apps.predict import predict_files
 

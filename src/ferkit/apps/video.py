@@ -66,7 +66,6 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     total = total if total > 0 else None  # cameras and streams do not know
-    cap.release()
     if max_frames:
         total = min(total or max_frames, max_frames)
     writer = None
@@ -82,7 +81,7 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
         rows = csv.writer(f)
         rows.writerow(header)
         for vf in rec.process_video(source, stride=stride, smoothing=smoothing, max_frames=max_frames,
-                                    all_frames=save_video or on_frame is not None):
+                                    all_frames=save_video or on_frame is not None, capture=cap):
             if vf.processed:
                 frames += 1
                 faces_n += len(vf.faces)
@@ -108,6 +107,7 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
         else:
             complete = True
     finally:
+        cap.release()  # already released by process_video unless it failed before reading
         bar.close()
         f.close()
         if writer is not None:

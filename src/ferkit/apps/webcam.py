@@ -62,12 +62,11 @@ def webcam(camera: int = 0, source: str | Path | None = None, headless: bool = F
     rec = Recognizer(model=model, detector=detector, align=align)
     src: str | Path | int = source if source is not None else camera
     name = f"camera{camera}" if source is None else None
-    if headless:
-        return video_file(src, out=out, stride=stride, smoothing=smoothing, save_video=False, max_frames=max_frames,
-                          recognizer=rec, progress=False, on_frame=_print_frame, name=name)
-    window = LiveWindow(f"ferkit webcam: {src}  (q to quit)")
+    window = None if headless else LiveWindow(f"ferkit webcam: {src}  (q to quit)")
     try:
         return video_file(src, out=out, stride=stride, smoothing=smoothing, save_video=False, max_frames=max_frames,
-                          recognizer=rec, progress=False, on_frame=window.show, name=name)
+                          recognizer=rec, progress=False, on_frame=_print_frame if window is None else window.show,
+                          name=name)
     finally:
-        window.destroy()
+        if window is not None:
+            window.destroy()

@@ -20,7 +20,7 @@ class ExportResult:
     path: Path
     max_abs_diff: float  # largest |PyTorch - runtime| probability on the check images
     val_acc_torch: float | None  # validation-split (PublicTest) accuracy of the checkpoint in PyTorch
-    val_acc_onnx: float | None  # ... and of the exported file on its runtime (ONNX Runtime or LiteRT)
+    val_acc_export: float | None  # ... and of the exported file on its runtime (ONNX Runtime or LiteRT)
 
 
 def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, data: str | Path | FERDataset | None = None,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
+
+from .runtime import cpu_session
 
 DEFAULT_MODEL = "resnet_s_fer2013.onnx"
 
@@ -21,17 +22,10 @@ class EmotionClassifier:
     """``EmotionClassifier(path).predict_proba(faces)``: faces are uint8 (N, 48, 48) grey crops."""
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         self.path = Path(model) if model else default_model_path()
         if not self.path.is_file():
             raise FileNotFoundError(f"{self.path}: no such ONNX model")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the detector and classifier share 2 cores
-        self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(self.path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
             raise ValueError(f"{self.path}: not a ferkit ONNX model (no class list in its metadata); use `ferkit export`")

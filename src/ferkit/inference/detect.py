@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from .runtime import cpu_session
 
 Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
 
@@ -103,15 +104,8 @@ class BlazeFaceDetector:
 
     def __init__(self, model: str | Path | None = None, min_score: float = 0.5, iou_threshold: float = 0.3,
                  threads: int | None = None) -> None:
-        import onnxruntime as ort
-
         path = Path(model) if model else Path(str(resources.files("ferkit") / "weights" / "face_detection_back.onnx"))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # the detector and classifier share 2 cores
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = cpu_session(path, threads)
         self.input_name = self.session.get_inputs()[0].name
         self.anchors = _anchor_centres(self.size, self.strides, self.per_cell)
         self.min_score, self.iou_threshold = min_score, iou_threshold

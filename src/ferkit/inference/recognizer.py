@@ -146,18 +146,19 @@ class Recognizer:
             i += len(c)
         return out
 
-
     def process_video(self, source: str | Path | int, stride: int = 1, smoothing: float = 0.4,
-                      max_frames: int | None = None, all_frames: bool = False) -> Iterator[VideoFrame]:
+                      max_frames: int | None = None, all_frames: bool = False,
+                      capture: cv2.VideoCapture | None = None) -> Iterator[VideoFrame]:
         """Yield every ``stride``-th frame of a video file, stream or camera index with its faces,
         each followed across frames (``face.track``) and its probabilities smoothed exponentially
         (``smoothing`` is the new frame's weight; 1 turns smoothing off). Frames are read one at a time.
-        ``all_frames`` also yields the frames in between (``processed=False``, the last faces)."""
+        ``all_frames`` also yields the frames in between (``processed=False``, the last faces).
+        ``capture``: ``source`` already opened by :func:`open_capture` (released at the end)."""
         from .smooth import FaceTracker
 
         if stride < 1:
             raise ValueError("stride must be >= 1")
-        cap = open_capture(source)
+        cap = capture if capture is not None else open_capture(source)
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         tracker = FaceTracker(alpha=smoothing)
         index, faces = 0, []
@@ -168,12 +169,12 @@ class Recognizer:
                     if index == 0:
                         raise VideoError(f"{source}: no frame could be read (truncated or not a video)")
                     break
-                if index % stride == 0:
+                processed = index % stride == 0
+                if processed or all_frames:
                     rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                    faces = tracker.update(self.predict(rgb))
-                    yield VideoFrame(index, index / fps, rgb, faces)
-                elif all_frames:
-                    yield VideoFrame(index, index / fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), faces, processed=False)
+                    if processed:
+                        faces = tracker.update(self.predict(rgb))
+                    yield VideoFrame(index, index / fps, rgb, faces, processed)
                 index += 1
         finally:
             cap.release()
