@@ -3,6 +3,7 @@ offline. ``ferkit demo --train`` instead runs the train -> evaluate loop on buil
 
 from __future__ import annotations
 
+import json
 from importlib import resources
 from pathlib import Path
 
@@ -19,11 +20,11 @@ def demo(project: Path = Path("runs")) -> Path:
     from .apps.predict import predict_files
 
     res = predict_files([demo_photo()], out=project / "demo", progress=False)
-    faces = (res.out_dir / "predictions.csv").read_text().splitlines()[1:]
+    faces = json.loads((res.out_dir / "predictions.jsonl").read_text().splitlines()[0])["faces"]
     print(f"ferkit demo: {len(faces)} face(s) in the bundled photo (NASA astronaut Eileen Collins, public domain)")
-    for row in faces:
-        f = row.split(",")
-        print(f"  face {f[1]} at x={f[2]} y={f[3]} w={f[4]} h={f[5]}: {f[6]} ({float(f[7]):.0%})")
+    for i, f in enumerate(faces):
+        x, y, w, h = f["box"]
+        print(f"  face {i} at x={x} y={y} w={w} h={h}: {f['emotion']} ({f['score']:.0%})")
     image = res.out_dir / "astronaut.jpg"
     print(f"annotated photo: {image}\nrows: {res.out_dir / 'predictions.csv'}, {res.out_dir / 'predictions.jsonl'}")
     return image

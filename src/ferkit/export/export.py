@@ -49,14 +49,16 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
         train = dataset.split("train")
         rng = np.random.default_rng(seed)
         calibration = train.images[np.sort(rng.permutation(len(train))[:calibration_images])]
+    source = Path(checkpoint) / "best.pt" if Path(checkpoint).is_dir() else Path(checkpoint)
+    default_suffix = ".tflite" if format == "tflite" else (".int8.onnx" if int8 else ".onnx")
+    out = Path(out) if out else source.with_suffix(default_suffix)
     if format == "tflite":
-        source = Path(checkpoint) / "best.pt" if Path(checkpoint).is_dir() else Path(checkpoint)
-        path = export_tflite(ckpt, Path(out) if out else source.with_suffix(".tflite"))
+        path = export_tflite(ckpt, out)
 
         def runtime(faces: np.ndarray) -> np.ndarray:
             return tflite_predict_proba(path, faces)
     else:
-        path = export_onnx(checkpoint, out, int8=int8, calibration=calibration)
+        path = export_onnx(ckpt, out, int8=int8, calibration=calibration)
         runtime = EmotionClassifier(path).predict_proba
     model, _ = model_from_checkpoint(ckpt)
     check = calibration[:256] if calibration is not None else np.random.default_rng(seed).integers(0, 256, (64, 48, 48), dtype=np.uint8)

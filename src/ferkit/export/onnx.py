@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
-from ..training.checkpoint import load_checkpoint, model_from_checkpoint
+from ..training.checkpoint import model_from_checkpoint
 
 INPUT, OUTPUT = "faces", "probs"
 
@@ -93,15 +93,9 @@ def _quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> None:
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 
-def export_onnx(checkpoint: str | Path, out: str | Path | None = None, int8: bool = False,
-                calibration: np.ndarray | None = None) -> Path:
-    """Export ``checkpoint`` to ONNX (``<checkpoint>.onnx`` or ``.int8.onnx`` by default). ``int8``
-    quantises statically; ``calibration`` is a uint8 (N, 48, 48) array of Training faces."""
-    checkpoint = Path(checkpoint)
-    ckpt = load_checkpoint(checkpoint)
-    if checkpoint.is_dir():
-        checkpoint = checkpoint / "best.pt"
-    out = Path(out) if out else checkpoint.with_suffix(".int8.onnx" if int8 else ".onnx")
+def export_onnx(ckpt: dict[str, Any], out: Path, int8: bool = False, calibration: np.ndarray | None = None) -> Path:
+    """Export a loaded checkpoint to ``out`` (ONNX). ``int8`` quantises statically; ``calibration``
+    is a uint8 (N, 48, 48) array of Training faces."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if int8 and (calibration is None or len(calibration) == 0):
         raise ValueError("int8 export needs calibration images (Training faces): pass --data")

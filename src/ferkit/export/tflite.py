@@ -22,6 +22,7 @@ NEEDS = "--format tflite needs litert-torch: pip install 'ferkit[tflite]'"
 
 def export_tflite(ckpt: dict[str, Any], out: Path) -> Path:
     """Convert a loaded checkpoint to ``out`` (.tflite) plus ``out.json`` with its classes."""
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         import litert_torch
     except ImportError as exc:
