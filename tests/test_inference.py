@@ -17,6 +17,7 @@ from ferkit.evaluation.predict import predict_proba
 from ferkit.export import export
 from ferkit.inference import EmotionClassifier, ImageError, Recognizer, as_rgb, default_model_path, read_image
 from ferkit.training import model_from_checkpoint, train
+from ferkit.inference.detect import BlazeFaceDetector
 
 ASTRONAUT_FACE = (173, 75, 104, 103)  # the BlazeFace box of the bundled photo's face
 ASTRONAUT_HAAR = (177, 66, 95, 95)
@@ -198,6 +199,28 @@ def test_no_face_is_an_empty_result(onnx_fp32, detector):
     rec = Recognizer(model=onnx_fp32.path, detector=detector)
     assert rec.predict(np.full((480, 640, 3), 127, np.uint8)) == []
     assert rec.predict(np.zeros((10, 10), np.uint8)) == []
+
+
+@pytest.mark.parametrize("canvas", [(480, 640), (640, 480), (517, 333), (300, 1000), (160, 120)])
+def test_blazeface_finds_the_face_on_any_frame_shape(canvas):
+    """The photo scaled onto landscape, portrait, odd-sized and small canvases: one face, at the
+    photo's face box carried through the same scale and offset (BlazeFace runs at a different input
+    shape for each: 256x192, 192x256, ...). The box's size depends a little on the face's size in
+    pixels (the model's regression), so the size gets 20%."""
+    photo = read_image(demo_photo())
+    ch, cw = canvas
+    k = min(ch, cw) / photo.shape[0]
+    side = round(photo.shape[0] * k)
+    frame = np.full((ch, cw, 3), 90, np.uint8)
+    oy, ox = (ch - side) // 2, (cw - side) // 2
+    frame[oy:oy + side, ox:ox + side] = cv2.resize(photo, (side, side), interpolation=cv2.INTER_AREA)
+    found = BlazeFaceDetector().detect(frame)
+    assert len(found) == 1
+    x, y, w, h = ASTRONAUT_FACE
+    bx, by, bw, bh = found[0].box
+    assert abs(bx + bw / 2 - ox - (x + w / 2) * k) <= max(3, 0.06 * w * k)
+    assert abs(by + bh / 2 - oy - (y + h / 2) * k) <= max(3, 0.06 * h * k)
+    assert 0.8 < bw / (w * k) < 1.2 and 0.8 < bh / (h * k) < 1.2
 
 
 def test_every_face_in_the_example_photos(recognizer):
