@@ -1,4 +1,4 @@
-"""The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|video|webcam|models|data-report|demo``.
+"""The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|video|webcam|serve|models|data-report|demo``.
 
 Each sub-command mirrors a Python function of the same name in the ``ferkit`` package.
 """
@@ -102,6 +102,10 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_recognizer_args(p: argparse.ArgumentParser, out_default: str) -> None:
     p.add_argument("--out", default=out_default, help=f"output folder (default: {out_default})")
+    _add_model_args(p)
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", metavar="ONNX", help="ONNX model from `ferkit export` (default: the shipped model)")
     p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                    help="face detector: blazeface (default; with eye landmarks for alignment) or haar (OpenCV)")
@@ -153,6 +157,19 @@ def _webcam_parser(sub: argparse._SubParsersAction) -> None:
     _add_stream_args(p, "recognise every N-th frame")
 
 
+def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="HTTP API and web page (photo, webcam, Best Actor game)",
+                       description="Serves POST /v1/predict, POST /v1/predict/batch, GET /v1/models, GET /healthz, "
+                                   "API docs at /docs and the web page at /. One model is loaded once; nothing is "
+                                   "fetched from outside the server and uploads are not stored.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    _add_model_args(p)
+    p.add_argument("--workers", type=int, default=1, help="images processed at once (default 1)")
+    p.add_argument("--max-image-mb", type=float, default=10, help="largest image accepted, MiB (default 10)")
+    p.add_argument("--max-batch", type=int, default=16, help="most images in one batch request (default 16)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition: train, evaluate, inspect.")
     parser.add_argument("--version", action="version", version=f"ferkit {__import__('ferkit').__version__}")
@@ -163,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     _predict_parser(sub)
     _video_parser(sub)
     _webcam_parser(sub)
+    _serve_parser(sub)
     p = sub.add_parser("models", help="list registered models with parameters and MACs")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p = sub.add_parser("data-report", help="class counts, sample grids and the duplicate report of a data set")
@@ -239,6 +257,15 @@ def run(argv: Sequence[str] | None = None) -> int:
                      detector=args.detector, align=not args.no_align, stride=args.stride, smoothing=args.smooth,
                      max_frames=args.max_frames)
         print(f"{res.frames_read} frames, {res.frames_processed} recognised, {res.faces} faces; results in {res.out_dir}")
+    elif args.command == "serve":
+        from .apps.server import MiB, Limits, serve
+
+        if args.workers < 1 or args.max_batch < 1 or args.max_image_mb <= 0:
+            raise ValueError("--workers and --max-batch must be >= 1 and --max-image-mb > 0")
+        limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_batch_files=args.max_batch,
+                        max_request_bytes=int((args.max_batch + 1) * args.max_image_mb * MiB))
+        serve(host=args.host, port=args.port, model=args.model, detector=args.detector, align=not args.no_align,
+              limits=limits, workers=args.workers)
     elif args.command == "models":
         from .models.table import models_table
 

@@ -2,8 +2,8 @@
 
 from .classifier import EmotionClassifier, default_model_path
 from .detect import HaarDetector, create_detector
-from .images import ImageError, as_rgb, read_image
+from .images import ImageError, as_rgb, decode_image, read_image
 from .recognizer import Face, Recognizer
 
 __all__ = ["EmotionClassifier", "Face", "HaarDetector", "ImageError", "Recognizer", "as_rgb", "create_detector",
-           "default_model_path", "read_image"]
+           "decode_image", "default_model_path", "read_image"]

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -118,14 +119,16 @@ class BlazeFaceDetector:
         self.path = Path(model) if model else Path(str(resources.files("ferkit") / "weights" / "face_detection_back.onnx"))
         self.threads, self.min_score, self.iou_threshold = threads, min_score, iou_threshold
         self._sessions: dict[tuple[int, int], tuple[object, str, np.ndarray]] = {}
+        self._lock = threading.Lock()  # sessions may be made from several server threads
         self._session(self.size, self.size)  # fail early on a bad model file
 
     def _session(self, height: int, width: int) -> tuple[object, str, np.ndarray]:
-        if (height, width) not in self._sessions:
-            session = cpu_session(self.path, self.threads, fixed_dims={"height": height, "width": width})
-            anchors = _anchor_centres(height, width, self.strides, self.per_cell)
-            self._sessions[height, width] = (session, session.get_inputs()[0].name, anchors)
-        return self._sessions[height, width]
+        with self._lock:
+            if (height, width) not in self._sessions:
+                session = cpu_session(self.path, self.threads, fixed_dims={"height": height, "width": width})
+                anchors = _anchor_centres(height, width, self.strides, self.per_cell)
+                self._sessions[height, width] = (session, session.get_inputs()[0].name, anchors)
+            return self._sessions[height, width]
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         h, w = rgb.shape[:2]

@@ -3,6 +3,7 @@ applied, a pixel limit against decompression bombs, and one clear error per bad 
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -10,15 +11,18 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_PIXELS = 50_000_000  # larger images are refused (decompression-bomb guard)
+WEB_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # what uploads may be
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
 
 
 class ImageError(ValueError):
-    """A file that is not a usable image; the message names the file and the reason."""
+    """A file that is not a usable image; the message names the file and the reason, ``code`` says
+    which kind of problem it is (``missing``, ``empty``, ``not_an_image``, ``too_many_pixels``,
+    ``corrupt``)."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    def __init__(self, path: str | Path, reason: str, code: str = "corrupt") -> None:
         super().__init__(f"{path}: {reason}")
-        self.path, self.reason = str(path), reason
+        self.path, self.reason, self.code = str(path), reason, code
 
 
 def _to_rgb(im: Image.Image) -> np.ndarray:
@@ -41,13 +45,27 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """An RGB uint8 (H, W, 3) array, upright per EXIF. Raises :class:`ImageError`."""
     path = Path(path)
     if not path.is_file():
-        raise ImageError(path, "no such file")
+        raise ImageError(path, "no such file", "missing")
     if path.stat().st_size == 0:
-        raise ImageError(path, "empty file (0 bytes)")
+        raise ImageError(path, "empty file (0 bytes)", "empty")
+    return _decode(path, path, max_pixels, None)
+
+
+def decode_image(data: bytes, name: str = "upload", max_pixels: int = MAX_PIXELS,
+                 formats: tuple[str, ...] | None = WEB_FORMATS) -> np.ndarray:
+    """``read_image`` for bytes in memory (an upload). The format is sniffed from the content, never
+    taken from a file name or content type; only ``formats`` are accepted (None: every format Pillow reads)."""
+    if not data:
+        raise ImageError(name, "empty file (0 bytes)", "empty")
+    return _decode(io.BytesIO(data), name, max_pixels, formats)
+
+
+def _decode(source: Path | io.BytesIO, name: str | Path, max_pixels: int, formats: tuple[str, ...] | None) -> np.ndarray:
     try:
-        with Image.open(path) as im:
+        with Image.open(source, formats=formats) as im:
             if im.width * im.height > max_pixels:
-                raise ImageError(path, f"{im.width}x{im.height} pixels is over the limit of {max_pixels:,}")
+                raise ImageError(name, f"{im.width}x{im.height} pixels is over the limit of {max_pixels:,}",
+                                 "too_many_pixels")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im.load()
@@ -56,11 +74,12 @@ def read_image(path: str | Path, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except ImageError:
         raise
     except UnidentifiedImageError:
-        raise ImageError(path, "not an image file (or a format Pillow cannot read)") from None
+        what = "a format Pillow cannot read" if formats is None else f"not one of {', '.join(formats)}"
+        raise ImageError(name, f"not an image file ({what})", "not_an_image") from None
     except Image.DecompressionBombError as exc:
-        raise ImageError(path, f"refused as a decompression bomb ({exc})") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageError(path, f"unreadable or truncated image ({exc})") from None
+        raise ImageError(name, f"refused as a decompression bomb ({exc})", "too_many_pixels") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageError(name, f"unreadable or truncated image ({exc})") from None
 
 
 def as_rgb(image: str | Path | np.ndarray | Image.Image, color: str = "rgb") -> np.ndarray:
