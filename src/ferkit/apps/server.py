@@ -2,7 +2,7 @@
 
 - ``POST /v1/predict``: one image (multipart field ``file``) -> its faces, boxes and probabilities
 - ``POST /v1/predict/batch``: several images (fields ``files``) -> faces, or an error, per image
-- ``GET /v1/models``, ``GET /healthz``; ``GET /docs`` (Swagger UI served from the package) and ``/openapi.json``
+- ``GET /v1/models``, ``GET /healthz``; ``GET /docs`` and ``/redoc`` (assets served by the app: fastapi-offline), ``/openapi.json``
 - ``GET /``: the web page (photo upload, webcam, the Best Actor game), no asset from outside the server
 
 Uploads are checked before the model sees them: a request-size cap (also for chunked bodies), a
@@ -24,9 +24,8 @@ import anyio
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
-from fastapi.staticfiles import StaticFiles
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -110,9 +109,8 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     recognizer = Recognizer(model=model, detector=detector, align=align, threads=threads)
     model_name = recognizer.classifier.path.stem
     limiter = anyio.CapacityLimiter(workers)
-    app = FastAPI(title="ferkit", version=recognizer.classifier.metadata.get("ferkit_version", "0"),
-                  description="Facial emotion recognition: faces, boxes and seven emotion probabilities per image.",
-                  docs_url=None, redoc_url=None)
+    app = FastAPIOffline(title="ferkit", version=recognizer.classifier.metadata.get("ferkit_version", "0"),
+                         description="Facial emotion recognition: faces, boxes and seven emotion probabilities per image.")
     app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
     app.state.recognizer, app.state.limits = recognizer, limits
 
@@ -208,16 +206,6 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="ferkit API",
-                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
-
-    import swagger_ui_bundle
-
-    app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
     web_files = {p.name: p for p in _web_dir().iterdir() if p.is_file()}  # routes, not a mount at "/": a wrong
     # method on an API path stays a 405
 

@@ -1,0 +1,335 @@
+"""The web page (``ferkit serve``, ``/``) end to end: Playwright drives Debian's Chromium against a
+live server, with a fake camera fed from a Y4M file. Skipped without /usr/bin/chromium or Playwright.
+
+Screenshots go to ``$FERKIT_TEST_ARTIFACTS`` (else a temp folder); with ``$FERKIT_SCREENSHOTS`` set,
+``web-photo.png`` and ``web-game.png`` are also written there (for the README)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+expect = sync_api.expect
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import uvicorn  # noqa: E402
+
+from ferkit.apps.server import create_app  # noqa: E402
+from ferkit.demo import demo_photo  # noqa: E402
+
+SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
+FACES_IN_EXAMPLES = {"oarriaga_test_image.jpg": 6, "sr6033_group.jpg": 3, "fer_justin.jpg": 1, "fer_no-faces.jpg": 0}
+CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
+TIMEOUT_MS = 20_000
+VIDEO_W, VIDEO_H, VIDEO_FPS = 640, 480, 15
+
+
+# --- Fixtures: server, fake camera, browser -----------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server_url():
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url + "healthz", timeout=2) as r:
+                if json.load(r) == {"status": "ok"}:
+                    break
+        except OSError:
+            pass
+        if time.monotonic() > deadline or not thread.is_alive():
+            server.should_exit = True
+            pytest.fail("the ferkit server did not start")
+        time.sleep(0.1)
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _fit(bgr: np.ndarray) -> np.ndarray:
+    """``bgr`` shrunk or grown to fit 640x480, centred on grey."""
+    canvas = np.full((VIDEO_H, VIDEO_W, 3), 128, np.uint8)
+    h, w = bgr.shape[:2]
+    s = min(VIDEO_W / w, VIDEO_H / h)
+    nw, nh = int(round(w * s)), int(round(h * s))
+    small = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    x, y = (VIDEO_W - nw) // 2, (VIDEO_H - nh) // 2
+    canvas[y:y + nh, x:x + nw] = small
+    return canvas
+
+
+@pytest.fixture(scope="module")
+def fake_video(tmp_path_factory) -> Path:
+    """A 3 s 640x480 Y4M for Chromium's fake camera: the woman of ``fer_woman2.mp4`` when
+    ../shared is there, else the bundled astronaut photo, still."""
+    frames: list[np.ndarray] = []
+    clip = SHARED_EXAMPLES / "fer_woman2.mp4"
+    if clip.exists():
+        cap = cv2.VideoCapture(str(clip))
+        step = max(1, round((cap.get(cv2.CAP_PROP_FPS) or 30) / VIDEO_FPS))
+        i = 0
+        while len(frames) < 3 * VIDEO_FPS:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            if i % step == 0:
+                frames.append(_fit(frame))
+            i += 1
+        cap.release()
+    if not frames:
+        photo = _fit(cv2.imread(str(demo_photo())))
+        frames = [photo] * (3 * VIDEO_FPS)
+    path = tmp_path_factory.mktemp("camera") / "camera.y4m"
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{VIDEO_W} H{VIDEO_H} F{VIDEO_FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(fake_video):
+    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_video}"]
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path) -> Path:
+    folder = Path(os.environ.get("FERKIT_TEST_ARTIFACTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _readme_shot(page, name: str) -> None:
+    folder = os.environ.get("FERKIT_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True)
+
+
+class Watched:
+    """A page with what it logged and requested."""
+
+    def __init__(self, page, url: str) -> None:
+        self.page, self.url = page, url
+        self.console_errors: list[str] = []
+        self.page_errors: list[str] = []
+        self.requests: list[str] = []
+        page.on("console", lambda m: self.console_errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.page_errors.append(str(e)))
+        page.on("request", lambda r: self.requests.append(r.url))
+
+    def foreign_requests(self) -> list[str]:
+        local = ("127.0.0.1", "localhost")
+        return [u for u in self.requests if urlparse(u).scheme not in ("data", "blob") and urlparse(u).hostname not in local]
+
+
+@pytest.fixture
+def web(browser, server_url):
+    """A fresh browser context (own localStorage) on the page; no script error and no request
+    off this server, whatever the test does."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    watched = Watched(page, server_url)
+    page.goto(server_url)
+    expect(page.locator("#server-status")).to_have_class("server-status ok")
+    yield watched
+    context.close()
+    assert not watched.page_errors, watched.page_errors
+    assert not watched.foreign_requests(), watched.foreign_requests()
+
+
+# --- Tests --------------------------------------------------------------------------------------
+
+def test_page_loads(web, artifacts):
+    page = web.page
+    expect(page.locator("h1")).to_have_text("ferkit — facial emotion recognition")
+    expect(page.locator("footer")).to_have_text("Runs entirely on this server; images are not stored.")
+    assert "resnet_s_fer2013" in page.locator("#server-status").inner_text()
+    for tab, panel in (("webcam", "webcam"), ("game", "game"), ("photo", "photo")):
+        page.click(f"#tab-{tab}")
+        expect(page.locator(f"#panel-{panel}")).to_be_visible()
+        expect(page.locator(f"#tab-{tab}")).to_have_attribute("aria-selected", "true")
+    assert page.evaluate("document.body.dataset.gameState") == "idle"
+    assert page.evaluate("JSON.stringify(window.ferkitGame)") == json.dumps(
+        {"rounds": 5, "countdownMs": 3000, "holdMs": 1500}, separators=(",", ":"))
+    paths = {urlparse(u).path for u in web.requests}
+    assert {"/", "/app.js", "/style.css", "/healthz", "/v1/models"} <= paths, paths
+    page.screenshot(path=str(artifacts / "web-load.png"), full_page=True)
+    assert not web.console_errors, web.console_errors
+
+
+def _upload(page, path: Path, faces: int) -> None:
+    page.set_input_files("#file-input", str(path))
+    expect(page.locator("#photo-status")).to_contain_text(path.name)
+    expect(page.locator("#photo-status")).to_contain_text(f"{faces} face")
+    results = page.locator("#photo-results .face-result")
+    expect(results).to_have_count(faces)
+    if faces == 0:
+        expect(page.locator("#photo-results")).to_contain_text("No face found")
+    for emotion in results.evaluate_all("els => els.map(e => e.dataset.emotion)"):
+        assert emotion in CLASSES
+    for bars in results.evaluate_all("els => els.map(e => e.querySelectorAll('.bar-track').length)"):
+        assert bars == 7
+    expect(page.locator("#photo-canvas")).to_have_attribute("data-faces", str(faces))
+    expect(page.locator("#photo-error")).to_be_hidden()
+
+
+@pytest.mark.parametrize("name", list(FACES_IN_EXAMPLES))
+def test_photo_examples(web, artifacts, name):
+    path = SHARED_EXAMPLES / name
+    if not path.exists():
+        pytest.skip(f"{path} not found (the shared examples folder is absent)")
+    _upload(web.page, path, FACES_IN_EXAMPLES[name])
+    web.page.screenshot(path=str(artifacts / f"web-photo-{path.stem}.png"), full_page=True)
+    if name == "oarriaga_test_image.jpg":
+        _readme_shot(web.page, "web-photo.png")
+
+
+def test_photo_bundled(web, artifacts):
+    _upload(web.page, demo_photo(), 1)
+    # The canvas shows the photo (512x512: square) with its box drawn in the face's colour.
+    w, h, boxed = web.page.evaluate("""(() => {
+        const c = document.querySelector('#photo-canvas');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const colours = {Angry: [220, 40, 40], Disgust: [120, 160, 40], Fear: [150, 60, 200], Happy: [250, 200, 0],
+                         Sad: [50, 120, 220], Surprise: [250, 140, 30], Neutral: [160, 160, 160]};
+        const [r, g, b] = colours[document.querySelector('.face-result').dataset.emotion];
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) if (d[i] === r && d[i + 1] === g && d[i + 2] === b) n++;
+        return [c.width, c.height, n];
+    })()""")
+    assert w == h >= 512 and boxed > 100
+    web.page.screenshot(path=str(artifacts / "web-photo-bundled.png"), full_page=True)
+    if not (SHARED_EXAMPLES / "oarriaga_test_image.jpg").exists():
+        _readme_shot(web.page, "web-photo.png")
+
+
+def test_photo_not_an_image(web, artifacts, server_url, tmp_path):
+    import httpx
+
+    fake = tmp_path / "notes.jpg"
+    fake.write_text("these are notes, not a photo\n" * 20)
+    answer = httpx.post(server_url + "v1/predict", files={"file": (fake.name, fake.read_bytes(), "image/jpeg")})
+    assert 400 <= answer.status_code < 500
+    message = answer.json()["error"]["message"]
+    web.page.set_input_files("#file-input", str(fake))
+    expect(web.page.locator("#photo-error")).to_be_visible()
+    expect(web.page.locator("#photo-error")).to_have_text(message)
+    expect(web.page.locator("#photo-results .face-result")).to_have_count(0)
+    web.page.screenshot(path=str(artifacts / "web-photo-error.png"), full_page=True)
+
+
+def test_webcam(web, artifacts):
+    page = web.page
+    page.click("#tab-webcam")
+    expect(page.locator("#webcam-stop")).to_be_disabled()
+    page.click("#webcam-start")
+    page.wait_for_function("Number(document.querySelector('#webcam-fps').dataset.frames || 0) >= 3")
+    expect(page.locator("#webcam-fps")).to_have_text(re.compile(r"^\d+\.\d frames/s"))
+    page.wait_for_function("Number(document.querySelector('#webcam-overlay').dataset.faces) >= 1")
+    expect(page.locator("#webcam-bars .face-result .bar-track")).to_have_count(7)
+    expect(page.locator("#webcam-error")).to_be_hidden()
+    page.screenshot(path=str(artifacts / "web-webcam.png"), full_page=True)
+    page.click("#webcam-stop")
+    expect(page.locator("#webcam-start")).to_be_enabled()
+    expect(page.locator("#webcam-fps")).to_have_text("— frames/s")
+
+
+def test_camera_refused(web):
+    page = web.page
+    page.evaluate("() => { navigator.mediaDevices.getUserMedia = () => "
+                  "Promise.reject(new DOMException('Permission denied', 'NotAllowedError')); }")
+    page.click("#tab-webcam")
+    page.click("#webcam-start")
+    expect(page.locator("#webcam-error")).to_contain_text("Camera access was refused")
+    expect(page.locator("#webcam-start")).to_be_enabled()
+    page.click("#tab-game")
+    page.click("#game-start")
+    expect(page.locator("#game-error")).to_contain_text("Camera access was refused")
+    page.wait_for_function("document.body.dataset.gameState === 'idle'")
+
+
+def test_best_actor_round(web, artifacts):
+    page = web.page
+    page.evaluate("window.ferkitGame = {rounds: 1, countdownMs: 500, holdMs: 800}")
+    page.click("#tab-game")
+    page.click("#game-start")
+    page.wait_for_function("document.body.dataset.gameState === 'done'", timeout=30_000)
+    rounds = page.locator("#game-rounds .round")
+    expect(rounds).to_have_count(1)
+    target = rounds.first.get_attribute("data-target")
+    score = rounds.first.get_attribute("data-score")
+    assert target in CLASSES
+    assert score.isdigit() and 0 <= int(score) <= 100
+    expect(page.locator("#game-total")).to_have_text(score)
+    expect(page.locator("#game-round-score")).to_have_text(score)
+    expect(page.locator("#game-target")).to_have_text(target)
+    expect(page.locator("#game-result")).to_be_visible()
+    expect(page.locator("#game-final")).to_have_text(score)
+    expect(page.locator("#game-max")).to_have_text("100")
+    assert page.evaluate("localStorage.getItem('ferkit.bestActor.highScore')") == score
+    expect(page.locator("#game-highscore")).to_contain_text(score)
+    # The card: drawn (many distinct colours, not a blank canvas) and offered as a PNG download.
+    colours = page.evaluate("""(() => {
+        const c = document.querySelector('#game-card');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set();
+        for (let i = 0; i < d.length; i += 4 * 97) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        return seen.size;
+    })()""")
+    assert colours > 200, colours
+    link = page.locator("#game-download")
+    expect(link).to_have_attribute("download", "best-actor.png")
+    href = link.get_attribute("href")
+    assert href.startswith(("blob:", "data:image/png"))
+    png = page.evaluate("async (u) => { const b = await (await fetch(u)).arrayBuffer(); "
+                        "return Array.from(new Uint8Array(b.slice(0, 8))); }", href)
+    assert bytes(png) == b"\x89PNG\r\n\x1a\n"
+    page.locator("#game-result").scroll_into_view_if_needed()
+    page.screenshot(path=str(artifacts / "web-game.png"), full_page=True)
+    _readme_shot(page, "web-game.png")
+
+
+def test_api_docs_render_offline(browser, server_url, artifacts):
+    """Swagger UI at /docs draws every endpoint from assets served by ferkit itself."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watched = Watched(page, server_url)
+    page.goto(server_url + "docs")
+    expect(page.locator(".swagger-ui .opblock")).to_have_count(4, timeout=TIMEOUT_MS)
+    expect(page.locator(".swagger-ui")).to_contain_text("/v1/predict/batch")
+    page.screenshot(path=str(artifacts / "web-docs.png"), full_page=True)
+    context.close()
+    assert not watched.page_errors and not watched.foreign_requests(), (watched.page_errors, watched.foreign_requests())
