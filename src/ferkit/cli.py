@@ -6,6 +6,7 @@ Each sub-command mirrors a Python function of the same name in the ``ferkit`` pa
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -69,6 +70,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--val-fraction", type=float, default=0.1, help="image folders: share of train/ held out")
     p.add_argument("--tensorboard", action="store_true",
                    help="also log metrics to <run>/tensorboard (pip install 'ferkit[tensorboard]')")
+    p.add_argument("--dropout", type=float, help="rate of every Dropout layer (default: the model's own)")
+    p.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun on CUDA: BatchNorm statistics over the whole global batch")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -197,7 +201,7 @@ def _train_config(a: argparse.Namespace) -> dict:
     keys = ["model", "data", "name", "project", "labels", "ferplus", "epochs", "batch_size", "optimizer", "lr",
             "momentum", "weight_decay", "schedule", "warmup_epochs", "gamma", "plateau_patience", "label_smoothing",
             "mixup", "class_weights", "patience", "finetune_hard", "seed", "device", "threads", "limit",
-            "skip_bad_rows", "val_fraction", "tensorboard"]
+            "skip_bad_rows", "val_fraction", "tensorboard", "dropout", "sync_bn"]
     return {**{k: getattr(a, k) for k in keys}, "augment": augment}
 
 
@@ -212,7 +216,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             if not args.model or not args.data:
                 raise SystemExit("ferkit train: --model and --data are required (or --resume RUN)")
             result = train(progress=not args.quiet, **_train_config(args))
-        print(f"best val accuracy {result.best_val_acc:.4f} at epoch {result.best_epoch}; weights: {result.run_dir / 'best.pt'}")
+        if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, one line, not one per process
+            print(f"best val accuracy {result.best_val_acc:.4f} at epoch {result.best_epoch}; weights: {result.run_dir / 'best.pt'}")
     elif args.command == "evaluate":
         from .evaluation import evaluate
 

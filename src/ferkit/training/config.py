@@ -43,6 +43,8 @@ class TrainConfig:
     skip_bad_rows: bool = False
     val_fraction: float = 0.1  # image folders without val/: share of train held out for validation
     tensorboard: bool = False  # also log every epoch's metrics to <run>/tensorboard (needs ferkit[tensorboard])
+    dropout: float | None = None  # every Dropout layer's rate; None keeps the model's own
+    sync_bn: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
@@ -53,6 +55,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if self.epochs < 1 or self.batch_size < 2:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")
+        if self.dropout is not None and not 0 <= self.dropout < 1:
+            raise ValueError("dropout must be in [0, 1)")
 
     @property
     def learning_rate(self) -> float:

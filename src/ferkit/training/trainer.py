@@ -1,5 +1,13 @@
 """The training loop: in-memory batches, whole-batch augmentation, per-epoch validation,
-atomic ``best``/``last`` checkpoints and exact resume."""
+atomic ``best``/``last`` checkpoints and exact resume; data-parallel under ``torchrun``.
+
+Under ``torchrun --nproc-per-node N`` every process draws the same shuffled global batch of
+``batch_size`` images (a new order every epoch), augments it the same way, and trains on its own
+1/N slice; DistributedDataParallel averages the gradients, so a step equals a single-process step
+on the whole batch (exactly for models without BatchNorm; with BatchNorm each process normalises its
+slice unless ``sync_bn``, CUDA only). Metrics are summed over processes; only rank 0 shows progress
+and writes logs and checkpoints, which are plain single-process state dicts.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ import csv
 import importlib.util
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..data.augment import augment_batch, mixup
@@ -23,8 +33,10 @@ from ..data.dataset import FERDataset, Split, load_dataset
 from ..evaluation.predict import predict_proba, to_input
 from ..models.registry import count_parameters, create_model
 from .checkpoint import FORMAT, load_checkpoint, save_atomic
+from . import distributed
 from .config import TrainConfig
-from .cpu import setup_device
+from .cpu import resolve_device, setup_device
+from .distributed import DistInfo
 from .optim import Schedule, build_optimizer
 
 METRIC_FIELDS = ["epoch", "stage", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "epoch_s"]
@@ -79,20 +91,37 @@ class Trainer:
     def __init__(self, cfg: TrainConfig, run_dir: Path | None = None, dataset: FERDataset | None = None,
                  progress: bool = True) -> None:
         self.cfg = cfg
-        self.progress = progress
+        self.dist = DistInfo.from_env()
+        self.progress = progress and self.dist.is_main
         if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
             raise ImportError("--tensorboard needs the tensorboard package: pip install 'ferkit[tensorboard]'")
-        self.device = setup_device(cfg.device, cfg.threads)
-        self.data = dataset if dataset is not None else load_dataset(
-            cfg.data, labels=cfg.labels, ferplus=cfg.ferplus, val_fraction=cfg.val_fraction, seed=cfg.seed,
-            skip_bad_rows=cfg.skip_bad_rows, progress=progress)
+        self.device = self._setup_device()
+        self._own_group = self.dist.enabled and not torch.distributed.is_initialized()
+        distributed.init(self.dist, self.device.type)
+        if dataset is None:
+            if not self.dist.is_main:
+                distributed.barrier(self.dist)  # rank 0 reads (and caches) the data set first
+            dataset = load_dataset(cfg.data, labels=cfg.labels, ferplus=cfg.ferplus, val_fraction=cfg.val_fraction,
+                                   seed=cfg.seed, skip_bad_rows=cfg.skip_bad_rows, progress=self.progress)
+            if self.dist.is_main:
+                distributed.barrier(self.dist)
+        self.data = dataset
         if cfg.limit:
             self.data = self.data.subsample(cfg.limit, seed=cfg.seed)
         self.train_split, self.val_split = self.data.split("train"), self.data.split("val")
         self.num_classes = self.data.num_classes
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, num_classes=self.num_classes).to(self.device)
+        if cfg.dropout is not None:
+            for m in self.model.modules():
+                if isinstance(m, nn.Dropout):
+                    m.p = cfg.dropout
         self.model = self.model.to(memory_format=torch.channels_last)
+        if self.dist.enabled and cfg.sync_bn:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+        self.net: nn.Module = self.model  # what the training step calls: the model, or DDP around it
+        if self.dist.enabled:
+            self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
         self.optimizer = build_optimizer(self.model, cfg)
         self.schedule = Schedule(self.optimizer, cfg, self.steps_per_epoch)
@@ -108,9 +137,27 @@ class Trainer:
         self.best_acc, self.best_epoch, self.bad_epochs = -1.0, 0, 0
         self.history: list[dict[str, Any]] = []
         self._tb: Any = None
-        self.run_dir = run_dir or next_run_dir(cfg.project, cfg.name or cfg.model)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+        if run_dir is None and self.dist.is_main:
+            run_dir = next_run_dir(cfg.project, cfg.name or cfg.model)
+        self.run_dir: Path = distributed.broadcast_object(run_dir, self.dist)
+        if self.dist.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    def _setup_device(self) -> torch.device:
+        cfg, d = self.cfg, self.dist
+        if not d.enabled:
+            return setup_device(cfg.device, cfg.threads)
+        if cfg.batch_size % d.world_size:
+            raise ValueError(f"--batch-size {cfg.batch_size} (the global batch) must be divisible by the "
+                             f"{d.world_size} processes")
+        if resolve_device(cfg.device).type == "cuda":
+            device = setup_device(f"cuda:{d.local_rank}")
+            torch.cuda.set_device(device)
+            return device
+        if cfg.sync_bn:
+            raise ValueError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on the CPU)")
+        return setup_device(cfg.device, cfg.threads or max(1, len(os.sched_getaffinity(0)) // d.local_world_size))
 
     # ----- checkpoints -----------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
@@ -121,10 +168,14 @@ class Trainer:
         return {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
 
     def save_best(self, val_acc: float) -> None:
+        if not self.dist.is_main:
+            return
         save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(), "epoch": self.epoch, "stage": self.stage,
                      "val_acc": val_acc}, self.run_dir / "best.pt")
 
     def save_last(self) -> None:
+        if not self.dist.is_main:
+            return
         save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(), "epoch": self.epoch, "stage": self.stage,
                      "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
                      "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
@@ -154,6 +205,8 @@ class Trainer:
 
     # ----- metrics -----------------------------------------------------------------------------
     def _rewrite_metrics(self) -> None:
+        if not self.dist.is_main:
+            return
         with open(self.run_dir / "metrics.csv", "w", newline="") as f:
             w = csv.DictWriter(f, METRIC_FIELDS)
             w.writeheader()
@@ -169,6 +222,8 @@ class Trainer:
 
     def _log_epoch(self, row: dict[str, Any]) -> None:
         self.history.append(row)
+        if not self.dist.is_main:
+            return
         if self.cfg.tensorboard:
             tb = self._tensorboard_writer()
             for key in ("lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s"):
@@ -184,10 +239,15 @@ class Trainer:
 
     # ----- loop --------------------------------------------------------------------------------
     def validate(self) -> tuple[float, float]:
-        probs = predict_proba(self.model, self.val_split.images, self.mean, self.std, device=self.device)
-        labels = self.val_split.labels
-        loss = float(-np.log(probs[np.arange(len(labels)), labels].clip(1e-12)).mean())
-        return float((probs.argmax(1) == labels).mean()), loss
+        """Accuracy and loss on the validation split (each process scores a slice; sums are combined)."""
+        distributed.broadcast_buffers(self.model, self.dist)  # every process evaluates rank 0's model
+        part = slice(self.dist.rank, None, self.dist.world_size)
+        labels = self.val_split.labels[part]
+        probs = predict_proba(self.model, self.val_split.images[part], self.mean, self.std, device=self.device)
+        correct = float((probs.argmax(1) == labels).sum())
+        loss_sum = float(-np.log(probs[np.arange(len(labels)), labels].clip(1e-12)).sum())
+        correct, loss_sum, n = distributed.all_reduce_sum([correct, loss_sum, float(len(labels))], self.dist, self.device)
+        return correct / n, loss_sum / n
 
     def train_epoch(self, split: Split, index_pool: np.ndarray | None = None, desc: str = "") -> dict[str, float]:
         cfg = self.cfg
@@ -200,6 +260,7 @@ class Trainer:
         steps = max(1, n // cfg.batch_size)
         images = self.train_images if split is self.train_split else torch.from_numpy(split.images).to(self.device)
         loss_sum = correct = seen = 0.0
+        lo, hi = self.dist.rank * cfg.batch_size // self.dist.world_size, (self.dist.rank + 1) * cfg.batch_size // self.dist.world_size
         start = time.perf_counter()
         bar = tqdm(range(steps), desc=desc, unit="batch", leave=False, disable=not self.progress, mininterval=1.0)
         for step in bar:
@@ -209,7 +270,9 @@ class Trainer:
             t = targets_for(split, idx, self.num_classes, cfg.label_smoothing).to(self.device)
             if cfg.mixup > 0:
                 x, t = mixup(x, t, cfg.mixup, self.generator)
-            logits = self.model(x.contiguous(memory_format=torch.channels_last))
+            if self.dist.enabled:  # every process built the same global batch; this one trains on its slice
+                x, t = x[lo:hi], t[lo:hi]
+            logits = self.net(x.contiguous(memory_format=torch.channels_last))
             loss = soft_cross_entropy(logits, t, self.weight)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -217,7 +280,7 @@ class Trainer:
             self.schedule.step_batch()
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower --lr")
-            b = len(idx)
+            b = len(t)
             loss_sum += loss.item() * b
             correct += (logits.argmax(1) == t.argmax(1)).sum().item()
             seen += b
@@ -225,6 +288,7 @@ class Trainer:
                 elapsed = time.perf_counter() - start
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
         elapsed = time.perf_counter() - start
+        loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], self.dist, self.device)
         return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed,
                 "epoch_s": elapsed}
 
@@ -274,6 +338,8 @@ class Trainer:
         self.save_last()
         if self._tb is not None:
             self._tb.close()
+        if self._own_group:
+            distributed.shutdown()
         return TrainResult(self.run_dir, self.best_epoch, self.best_acc, self.epoch, stopped)
 
     # ----- hard-example fine-tuning (Best Actor project), on Training data only -------------------
@@ -282,6 +348,7 @@ class Trainer:
         return int(next((r["epoch"] for r in reversed(self.history) if r["stage"] == "main"), self.epoch))
 
     def _start_hard_finetune(self) -> None:
+        distributed.barrier(self.dist)  # rank 0 has written best.pt
         best = load_checkpoint(self.run_dir / "best.pt")
         self.model.load_state_dict(best["state_dict"])
         self.optimizer = build_optimizer(self.model, self.cfg, lr=self.cfg.learning_rate * 0.1)
