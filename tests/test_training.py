@@ -164,6 +164,16 @@ def test_config_rejects_bad_values():
         TrainConfig(model="resnet_s", data="x", schedule="warp")
     with pytest.raises(ValueError, match="optimizer"):
         TrainConfig(model="resnet_s", data="x", optimizer="lion")
+    with pytest.raises(ValueError, match="dropout"):
+        TrainConfig(model="resnet_s", data="x", dropout=1.0)
+
+
+@pytest.mark.parametrize("rate", [None, 0.0, 0.6])
+def test_dropout_option_sets_every_dropout_layer(tmp_path, toy, rate):
+    trainer = Trainer(TrainConfig(model="webcam_cnn", data="toy", dropout=rate, project=str(tmp_path)), dataset=toy,
+                      progress=False)
+    rates = [m.p for m in trainer.model.modules() if isinstance(m, torch.nn.Dropout)]
+    assert rates == ([0.25, 0.25, 0.5] if rate is None else [rate] * 3)
 
 
 def test_tiny_fer2013_run_beats_chance(tmp_path, fer2013):
