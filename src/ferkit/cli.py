@@ -126,13 +126,37 @@ def _add_stream_args(p: argparse.ArgumentParser, stride_help: str) -> None:
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="recognise emotions of every face in photos",
                        description="Every face in every image: annotated JPEGs (box, top emotion, probability bars), "
-                                   "predictions.csv and predictions.jsonl (box and all class probabilities), written "
-                                   "as they come. Unreadable files are reported and skipped; the exit code is 1 if "
-                                   "any failed. Works offline with the model shipped in the package.")
-    p.add_argument("inputs", nargs="+", metavar="IMAGE|DIR|GLOB", help="image files, folders (searched recursively) or globs")
+                                   "predictions.csv (one row per face), predictions.jsonl (one line per image: boxes "
+                                   "and all class probabilities, or why it could not be read) and, on request, "
+                                   "predictions.parquet/, appended batch by batch with memory flat for any number of "
+                                   "files. A rerun with the same --out skips the files already in predictions.jsonl "
+                                   "(after a crash or Ctrl-C nothing is lost or doubled). Unreadable files are "
+                                   "reported, recorded and skipped; the exit code is 1 if any failed. Works offline "
+                                   "with the model shipped in the package.")
+    p.add_argument("inputs", nargs="*", metavar="IMAGE|DIR|GLOB",
+                   help="image files, folders (searched recursively, in name order) or globs")
+    p.add_argument("--file-list", metavar="FILE",
+                   help="also the inputs in FILE (files, folders or globs), one a line ('-': standard input); blank "
+                        "lines and lines starting with # are skipped; relative paths are taken from the current folder")
     _add_recognizer_args(p, "runs/predict")
     p.add_argument("--no-detect", action="store_true", help="each image is already a cropped face (e.g. 48x48)")
-    p.add_argument("--no-save-images", action="store_true", help="write only the CSV and JSON Lines")
+    p.add_argument("--no-save-images", action="store_true", help="write only the result files, no annotated JPEGs")
+    p.add_argument("--format", default="csv,jsonl", metavar="LIST",
+                   help="comma-separated result files: csv, jsonl, parquet (default: csv,jsonl); predictions.jsonl "
+                        "is always written, as the record a rerun resumes from; parquet writes "
+                        "predictions.parquet/part-*.parquet, one row per image (pip install 'ferkit[parquet]')")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh: delete the result files in --out instead of resuming from them")
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
+                   help="local: this process (default); ray: Ray Data workers, one model each, on this machine or "
+                        "the Ray cluster it belongs to (pip install 'ferkit[ray]'); same rows, same order")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="--engine ray: number of workers, one CPU each (default: every CPU of the Ray cluster)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="ONNX Runtime threads per model (default: all cores for local, 1 per Ray worker)")
+    p.add_argument("--batch", type=int, default=16, metavar="N",
+                   help="images read and classified together, and appended together (default 16); with --engine ray "
+                        "also the images of one Ray task: larger batches cut the driver's per-task cost")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -241,11 +265,17 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif args.command == "predict":
         from .apps.predict import predict_files
 
+        if not args.inputs and not args.file_list:
+            raise SystemExit("ferkit predict: give images, folders or globs, or --file-list")
         res = predict_files(args.inputs, out=args.out, model=args.model, detector=args.detector, align=not args.no_align,
-                            detect=not args.no_detect, save_images=not args.no_save_images, progress=not args.quiet)
+                            detect=not args.no_detect, save_images=not args.no_save_images, progress=not args.quiet,
+                            file_list=args.file_list, formats=[f.strip() for f in args.format.split(",") if f.strip()],
+                            overwrite=args.overwrite, engine=args.engine, workers=args.workers, threads=args.threads,
+                            batch=args.batch)
         print(f"{res.faces} face(s) in {res.images} image(s); results in {res.out_dir}"
+              + (f"; {res.skipped} already done" if res.skipped else "")
               + (f"; {len(res.failed)} file(s) failed" if res.failed else ""))
-        return 1 if res.failed or res.images == 0 else 0
+        return 1 if res.failed or res.images + res.skipped == 0 else 0
     elif args.command == "video":
         from .apps.video import video_file
 

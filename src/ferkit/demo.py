@@ -19,7 +19,7 @@ def demo(project: Path = Path("runs")) -> Path:
     """Predict on the bundled photo; return the annotated image's path."""
     from .apps.predict import predict_files
 
-    res = predict_files([demo_photo()], out=project / "demo", progress=False)
+    res = predict_files([demo_photo()], out=project / "demo", progress=False, overwrite=True)
     faces = json.loads((res.out_dir / "predictions.jsonl").read_text().splitlines()[0])["faces"]
     print(f"ferkit demo: {len(faces)} face(s) in the bundled photo (NASA astronaut Eileen Collins, public domain)")
     for i, f in enumerate(faces):
