@@ -116,12 +116,13 @@ def _batches(paths: Iterable[Path], size: int, done: set[str], taken: set[str], 
 
 # --- recognition (in this process or in a Ray worker) ----------------------------------------------
 
-def _recognizer(model: str | Path | None, detector: str, align: bool, threads: int | None) -> Recognizer:
+def make_recognizer(model: str | Path | None, detector: str, align: bool, threads: int | None) -> Recognizer:
+    """A recogniser whose ONNX Runtime sessions (detector and classifier) use ``threads`` threads."""
     det = BlazeFaceDetector(threads=threads) if detector == "blazeface" else detector
     return Recognizer(model=model, detector=det, align=align, threads=threads)
 
 
-def _predict_batch(rec: Recognizer, batch: Batch, out: str | Path, detect: bool, base: str = "") -> list[dict]:
+def recognise_batch(rec: Recognizer, batch: Batch, out: str | Path, detect: bool, base: str = "") -> list[dict]:
     """One record per input: its size and faces (and writes its annotated JPEG), or the reason it
     could not be read. Files are read relative to ``base``; their faces are classified together."""
     images: list[Any] = []
@@ -173,7 +174,7 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     if batch < 1 or (workers is not None and workers < 1) or (threads is not None and threads < 1):
         raise ValueError("batch, workers and threads must be >= 1")
     if engine == "local":
-        rec = recognizer or _recognizer(model, detector, align, threads)
+        rec = recognizer or make_recognizer(model, detector, align, threads)
         classes = rec.classes
     else:
         from ..inference.classifier import EmotionClassifier
@@ -201,13 +202,13 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     try:
         if engine == "local":
             for b in batches:
-                consume(_predict_batch(rec, b, out, detect))
+                consume(recognise_batch(rec, b, out, detect))
         else:
             from .predict_ray import run_ray
 
             run_ray(batches, consume, workers, out=str(out.resolve()), base=os.getcwd(),
-                     model=None if model is None else str(Path(model).resolve()), detector=detector, align=align,
-                     detect=detect, threads=threads or 1)
+                    model=None if model is None else str(Path(model).resolve()), detector=detector, align=align,
+                    detect=detect, threads=threads or 1)
     finally:
         outputs.close()
         bar.close()

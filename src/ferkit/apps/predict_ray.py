@@ -11,7 +11,7 @@ from typing import Any
 
 import cv2
 
-from .predict import Batch, _predict_batch, _recognizer
+from .predict import Batch, make_recognizer, recognise_batch
 from .predict_outputs import optional_import
 
 RAY_WINDOW = 4096  # batches per Ray Data dataset: the driver holds one window of paths; workers start once per window
@@ -24,11 +24,11 @@ class _RayPredictor:
     def __init__(self, out: str, base: str, model: str | None, detector: str, align: bool, detect: bool,
                  threads: int) -> None:
         cv2.setNumThreads(threads)
-        self.rec = _recognizer(model, detector, align, threads)
+        self.rec = make_recognizer(model, detector, align, threads)
         self.out, self.base, self.detect = out, base, detect
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:
-        return {"records": [json.dumps(_predict_batch(self.rec, json.loads(b), self.out, self.detect, self.base))
+        return {"records": [json.dumps(recognise_batch(self.rec, json.loads(b), self.out, self.detect, self.base))
                             for b in rows["batch"]]}
 
 
