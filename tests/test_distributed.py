@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ferkit.training import load_checkpoint
+from ferkit.training import Trainer, TrainConfig, load_checkpoint
 
 EPOCHS = 3
 REL_TOL = 1e-4  # train/val loss per epoch, relative; weights: absolute 1e-4
@@ -112,7 +112,8 @@ def test_two_processes_match_one_and_resume_either_way(subset, tmp_path):
     _same_run(runs / "single", runs / "single-then-ddp")
 
 
-def test_global_batch_must_split_evenly(subset, tmp_path):
-    r = subprocess.run(_cmd(2) + _train_args(subset, tmp_path, "odd") + ["--batch-size", "33"], env=_env(tmp_path),
-                       capture_output=True, text=True)
-    assert r.returncode != 0 and "must be divisible by the 2 processes" in r.stderr
+def test_global_batch_must_split_evenly(monkeypatch, tmp_path):
+    """Refused before any process group is joined (as torchrun's 2 processes would see it)."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="must be divisible by the 2 processes"):
+        Trainer(TrainConfig(model="clemson_cnn2", data="unused", batch_size=33, project=str(tmp_path)), progress=False)
