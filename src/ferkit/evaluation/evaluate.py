@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..data.dataset import FERDataset, load_dataset
+from ..data.labels import label_map
 from ..data.duplicates import deduplicated
 from ..training.checkpoint import load_checkpoint, model_from_checkpoint
 from ..training.cpu import setup_device
@@ -56,23 +57,34 @@ def evaluate(checkpoint: str | Path, data: str | Path | FERDataset, split: str =
         data, labels=labels or cfg.get("labels", "fer2013"), ferplus=ferplus, val_fraction=cfg.get("val_fraction", 0.1),
         seed=cfg.get("seed", 0), skip_bad_rows=skip_bad_rows, progress=progress)
     classes = list(ckpt["classes"])
-    if list(dataset.classes) != classes:
-        raise ValueError(f"checkpoint classes {classes} differ from the data's {list(dataset.classes)}; pass --labels")
     s = dataset.split(split)
     if dedup:
         s = s.subset(deduplicated(dataset, split))
+    labels, dropped = s.labels, 0
+    if list(dataset.classes) != classes:  # e.g. a FER2013 model on FER+ labels: score the emotions both have
+        lut = label_map(dataset.classes, classes)
+        if (lut < 0).all():
+            raise ValueError(f"checkpoint classes {classes} share no emotion with the data's {list(dataset.classes)}")
+        keep = np.flatnonzero(lut[s.labels] >= 0)
+        dropped = len(s) - len(keep)
+        s = s.subset(keep)
+        labels = lut[s.labels]
     probs = predict_proba(model, s.images, ckpt["mean"], ckpt["std"], tta=tta, device=dev, progress=progress)
-    metrics = classification_metrics(probs, s.labels, classes)
+    metrics = classification_metrics(probs, labels, classes)
+    if dropped or list(dataset.classes) != classes:
+        missing = [c for c, i in zip(dataset.classes, label_map(dataset.classes, classes)) if i < 0]
+        metrics["label_mapping"] = {"data_classes": list(dataset.classes), "dropped_rows": dropped,
+                                    "dropped_classes": missing}
     metrics.update({"split": s.name, "tta": tta, "dedup": dedup, "checkpoint": str(checkpoint), "model": ckpt["model"],
                     "epoch": ckpt.get("epoch"), "data": dataset.source, "ensemble": False})
     out_dir = Path(out) if out else _default_out(checkpoint, s.name, tta, dedup)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "classification_report.txt").write_text(metrics["classification_report"])
-    np.savez_compressed(out_dir / "predictions.npz", probs=probs, labels=s.labels, ids=s.ids)
-    figures = _figures(metrics, probs, s.images, s.labels, classes, checkpoint, out_dir)
+    np.savez_compressed(out_dir / "predictions.npz", probs=probs, labels=labels, ids=s.ids)
+    figures = _figures(metrics, probs, s.images, labels, classes, checkpoint, out_dir)
     report = write_html_report(metrics, figures, out_dir / "report.html")
-    return EvaluationResult(metrics, probs, s.labels, out_dir, report)
+    return EvaluationResult(metrics, probs, labels, out_dir, report)
 
 
 def _figures(metrics: dict[str, Any], probs: np.ndarray, images: np.ndarray, labels: np.ndarray, classes: list[str],
@@ -103,8 +115,11 @@ def write_html_report(metrics: dict[str, Any], figures: dict[str, Path], path: P
     imgs = "".join(
         f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'>" for t, p in figures.items())
+    mapping = metrics.get("label_mapping")
     head = (f"{metrics['model']} on {metrics['split']}{' (deduplicated)' if metrics['dedup'] else ''}, "
-            f"TTA {metrics['tta']}, no ensemble")
+            f"TTA {metrics['tta']}, no ensemble"
+            + (f", the data's labels mapped onto the model's classes ({mapping['dropped_rows']} rows of "
+               f"{', '.join(mapping['dropped_classes']) or 'no class'} left out)" if mapping else ""))
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>ferkit evaluation: {html.escape(head)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}</style>
