@@ -1,11 +1,14 @@
-"""FER2013 accuracy of trained runs under the honest protocol, as a Markdown table.
+"""FER2013 accuracy of trained runs under the honest protocol, as Markdown tables.
 
     .venv/bin/python benchmarks/accuracy.py runs/NAME [runs/NAME2 ...] --data ../shared/data/fer2013.csv.gz
+    .venv/bin/python benchmarks/accuracy.py runs/A runs/B ... --ensemble --data ../shared/data/fer2013.csv.gz
 
 For each run: its best.pt (chosen on PublicTest by `ferkit train`), scored on PublicTest and, once,
 on PrivateTest without TTA, with flip TTA and with ten-crop TTA, and on the deduplicated PrivateTest
-(rows whose image is in no other split). Rows are appended to --out (default benchmarks/accuracy.md);
-the `ferkit train` command of each run is rebuilt from its config.json.
+(rows whose image is in no other split). Each row goes at the end of its table in --out (default
+benchmarks/accuracy.md); the `ferkit train` command of each run is rebuilt from its config.json and
+its wall time is the sum of its epochs' training time (validation excluded). With --ensemble the runs
+are scored together (probabilities averaged, `ferkit evaluate A B ...`) as one row of the ensemble table.
 """
 
 from __future__ import annotations
@@ -26,6 +29,43 @@ from ferkit.training import TrainConfig, load_checkpoint
 
 HEADER = ["model", "params", "MACs", "epochs (best)", "train wall", "hardware", "PublicTest", "PrivateTest",
           "PrivateTest flip", "PrivateTest ten-crop", "PrivateTest dedup", "command"]
+ENSEMBLE_HEADER = ["members (best.pt of each run)", "params", "MACs", "PublicTest", "PrivateTest", "PrivateTest flip",
+                   "PrivateTest ten-crop", "PrivateTest dedup", "command"]
+TITLE = ("# FER2013 accuracy (honest protocol)\n\nTrain on Training, choose the checkpoint on PublicTest, report "
+         "PrivateTest. Rows written by `.venv/bin/python benchmarks/accuracy.py RUN --data ../shared/data/fer2013.csv.gz`.\n")
+ENSEMBLE_TITLE = ("## Ensembles\n\nThe members' class probabilities averaged (`ferkit evaluate A B ...`), each member "
+                  "chosen on PublicTest by its own run. Rows written by `.venv/bin/python benchmarks/accuracy.py RUN RUN ... "
+                  "--ensemble --data ../shared/data/fer2013.csv.gz`.\n")
+SPLITS = [("pub", "PublicTest", "none", False), ("priv", "PrivateTest", "none", False),
+          ("flip", "PrivateTest", "flip", False), ("ten", "PrivateTest", "tencrop", False),
+          ("dedup", "PrivateTest", "none", True)]
+
+
+def add_row(path: Path, header: list[str], row: list[str], title: str) -> None:
+    """Put ``row`` after the last row of the table headed ``header`` (a new section at the end if none)."""
+    head = "| " + " | ".join(header) + " |"
+    lines = path.read_text().splitlines() if path.exists() else []
+    if head not in lines:
+        lines += ([""] if lines else []) + title.splitlines() + ["", head, "|" + "---|" * len(header)]
+    i = lines.index(head) + 2
+    while i < len(lines) and lines[i].startswith("|"):
+        i += 1
+    lines.insert(i, "| " + " | ".join(row) + " |")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def scores(checkpoints: list[Path], data, name: str) -> dict[str, float]:
+    acc = {}
+    for key, split, tta, dedup in SPLITS:
+        res = evaluate(checkpoints if len(checkpoints) > 1 else checkpoints[0], data=data, split=split, tta=tta,
+                       dedup=dedup, progress=False)
+        acc[key] = res.metrics["accuracy"]
+        print(f"{name} {split} tta={tta} dedup={dedup}: {acc[key]:.4f}")
+    return acc
+
+
+def percent(acc: dict[str, float]) -> list[str]:
+    return [f"{100 * acc[k]:.2f}%" for k in ("pub", "priv", "flip", "ten", "dedup")]
 
 
 def train_command(cfg: dict) -> str:
@@ -50,35 +90,35 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--data", required=True)
+    ap.add_argument("--ensemble", action="store_true", help="score the runs together as one ensemble row")
     ap.add_argument("--hardware", default="2-core CPU (this machine)")
     ap.add_argument("--out", default="benchmarks/accuracy.md")
     args = ap.parse_args()
     data = load_dataset(args.data)
     out = Path(args.out)
-    if not out.exists():
-        out.write_text("# FER2013 accuracy (honest protocol)\n\nTrain on Training, choose the checkpoint on PublicTest, "
-                       "report PrivateTest. No ensembles. Rows written by `.venv/bin/python benchmarks/accuracy.py RUN "
-                       "--data ../shared/data/fer2013.csv.gz`.\n\n| " + " | ".join(HEADER) + " |\n|"
-                       + "---|" * len(HEADER) + "\n")
-    for run in map(Path, args.runs):
+    runs = list(map(Path, args.runs))
+    if args.ensemble:
+        names = [load_checkpoint(r / "best.pt")["model"] for r in runs]
+        models = [create_model(n) for n in names]
+        acc = scores([r / "best.pt" for r in runs], data, "ensemble")
+        command = (f"`ferkit evaluate {' '.join(str(r / 'best.pt') for r in runs)} --data {args.data} "
+                   f"--split PrivateTest [--tta flip|tencrop] [--dedup]`")
+        add_row(out, ENSEMBLE_HEADER, [" + ".join(f"{r.name} ({n})" for r, n in zip(runs, names)),
+                                       f"{sum(count_parameters(m) for m in models) / 1e6:.2f}M",
+                                       f"{sum(count_macs(m) for m in models) / 1e6:.1f}M", *percent(acc), command],
+                ENSEMBLE_TITLE)
+    for run in [] if args.ensemble else runs:
         ckpt = load_checkpoint(run / "best.pt")
         cfg = json.loads((run / "config.json").read_text())
         with open(run / "metrics.csv", newline="") as f:
             rows = list(csv.DictReader(f))
         wall_min = sum(float(r["epoch_s"]) for r in rows) / 60
-        acc = {}
-        for key, split, tta, dedup in [("pub", "PublicTest", "none", False), ("priv", "PrivateTest", "none", False),
-                                       ("flip", "PrivateTest", "flip", False), ("ten", "PrivateTest", "tencrop", False),
-                                       ("dedup", "PrivateTest", "none", True)]:
-            res = evaluate(run / "best.pt", data=data, split=split, tta=tta, dedup=dedup, progress=False)
-            acc[key] = res.metrics["accuracy"]
-            print(f"{run.name} {split} tta={tta} dedup={dedup}: {acc[key]:.4f}")
+        acc = scores([run / "best.pt"], data, run.name)
         model = create_model(ckpt["model"])
-        line = [ckpt["model"], f"{count_parameters(model) / 1e6:.2f}M", f"{count_macs(model) / 1e6:.1f}M",
-                f"{len(rows)} ({ckpt['epoch']})", f"{wall_min:.0f} min", f"{args.hardware}, torch {torch.__version__}",
-                *(f"{100 * acc[k]:.2f}%" for k in ("pub", "priv", "flip", "ten", "dedup")), f"`{train_command(cfg)}`"]
-        with open(out, "a") as f:
-            f.write("| " + " | ".join(line) + " |\n")
+        add_row(out, HEADER, [ckpt["model"], f"{count_parameters(model) / 1e6:.2f}M", f"{count_macs(model) / 1e6:.1f}M",
+                              f"{len(rows)} ({ckpt['epoch']})", f"{wall_min:.0f} min",
+                              f"{args.hardware}, torch {torch.__version__}", *percent(acc), f"`{train_command(cfg)}`"],
+                TITLE)
     print(f"wrote {out}")
 
 

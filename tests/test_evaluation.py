@@ -122,3 +122,29 @@ def test_evaluate_on_real_privatetest_dedup(trained, fer2013, tmp_path):
     _, run = trained
     res = evaluate(run.run_dir / "best.pt", data=fer2013, split="PrivateTest", dedup=True, progress=False, out=tmp_path)
     assert res.metrics["num_images"] == 3589 - 314 and res.metrics["dedup"] is True
+
+
+def test_ensemble_averages_the_members_probabilities(trained, tmp_path):
+    data, run = trained
+    other = train(dataset=data, project=str(tmp_path / "runs"), progress=False, model="webcam_cnn", data="synthetic",
+                  epochs=1, batch_size=32, optimizer="adamw", lr=3e-3, threads=2, seed=7)
+    members = [evaluate(r.run_dir / "best.pt", data=data, split="test", tta="flip", progress=False,
+                        out=tmp_path / f"m{i}") for i, r in enumerate((run, other))]
+    assert not np.allclose(members[0].probs, members[1].probs, atol=1e-3)
+    res = evaluate([run.run_dir / "best.pt", other.run_dir], data=data, split="test", tta="flip", progress=False,
+                   out=tmp_path / "ens")
+    assert np.allclose(res.probs, (members[0].probs + members[1].probs) / 2, atol=1e-6)
+    m = json.loads((res.out_dir / "metrics.json").read_text())
+    assert m["ensemble"] is True and m["model"] == ["resnet_s", "webcam_cnn"] and len(m["checkpoint"]) == 2
+    assert m["accuracy"] == pytest.approx(float((res.probs.argmax(1) == res.labels).mean()))
+    assert "ensemble of 2 (resnet_s, webcam_cnn)" in res.report.read_text()
+    assert not (res.out_dir / "curves.png").exists()  # no single run's curves for an ensemble
+
+
+def test_ensemble_needs_one_label_set(trained, tmp_path):
+    data, run = trained
+    ferplus = replace(data, classes=FERPLUS_CLASSES[:7])
+    other = train(dataset=ferplus, project=str(tmp_path), progress=False, model="resnet_s", data="synthetic",
+                  epochs=1, batch_size=32, threads=2)
+    with pytest.raises(ValueError, match="an ensemble needs models of one label set"):
+        evaluate([run.run_dir, other.run_dir], data=data, progress=False, out=tmp_path / "ens")

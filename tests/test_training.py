@@ -65,11 +65,12 @@ def test_checkpoints_are_safe_state_dicts(tmp_path, toy):
     assert float((probs.argmax(1) == toy.split("val").labels).mean()) == pytest.approx(ckpt["val_acc"])
 
 
-@pytest.mark.parametrize("crash_after,finetune", [(2, 0), (4, 2)], ids=["main-stage", "hard-stage"])
-def test_resume_in_process_is_exact(tmp_path, toy, monkeypatch, crash_after, finetune):
+@pytest.mark.parametrize("crash_after,finetune,ema", [(2, 0, 0.0), (4, 2, 0.0), (2, 0, 0.9), (4, 2, 0.9)],
+                         ids=["main-stage", "hard-stage", "main-stage-ema", "hard-stage-ema"])
+def test_resume_in_process_is_exact(tmp_path, toy, monkeypatch, crash_after, finetune, ema):
     """Crash right after the n-th last.pt write (in the main or the hard-example stage), resume,
-    and end with the uninterrupted run's weights and metrics."""
-    cfg = dict(FAST, epochs=3 - (finetune > 0), mixup=0.4, finetune_hard=finetune)
+    and end with the uninterrupted run's weights (and weight average) and metrics."""
+    cfg = dict(FAST, epochs=3 - (finetune > 0), mixup=0.4, finetune_hard=finetune, ema=ema)
     straight = train(dataset=toy, project=str(tmp_path), name="straight", progress=False, **cfg)
     calls = {"n": 0}
     real_save_last = Trainer.save_last
@@ -91,6 +92,11 @@ def test_resume_in_process_is_exact(tmp_path, toy, monkeypatch, crash_after, fin
     assert a["epoch"] == b["epoch"] == cfg["epochs"] + finetune
     for k in a["state_dict"]:
         assert torch.equal(a["state_dict"][k], b["state_dict"][k]), k
+    assert ("ema_state_dict" in a) == ("ema_state_dict" in b) == bool(ema)
+    for k in a.get("ema_state_dict", {}):
+        assert torch.equal(a["ema_state_dict"][k], b["ema_state_dict"][k]), k
+    best_a, best_b = load_checkpoint(straight.run_dir / "best.pt"), load_checkpoint(resumed.run_dir / "best.pt")
+    assert all(torch.equal(best_a["state_dict"][k], best_b["state_dict"][k]) for k in best_a["state_dict"])
     assert metrics_rows(straight.run_dir) == [
         {**r, "images_per_s": a_r["images_per_s"], "epoch_s": a_r["epoch_s"]}
         for r, a_r in zip(metrics_rows(resumed.run_dir), metrics_rows(straight.run_dir))]
@@ -132,6 +138,34 @@ def test_killed_process_resumes_exactly(tmp_path):
     assert [r["epoch"] for r in metrics_rows(tmp_path / "killed")] == ["1", "2", "3", "4"]
 
 
+def test_ema_follows_every_step_and_is_what_validation_and_best_pt_use(tmp_path, toy):
+    t = Trainer(TrainConfig(**{**FAST, "ema": 0.9}, project=str(tmp_path)), dataset=toy, progress=False)
+    one_batch = t.train_split.subset(np.arange(FAST["batch_size"]))
+    float_state = lambda m: {k: v.clone() for k, v in m.state_dict().items() if v.is_floating_point()}  # noqa: E731
+    t.train_epoch(one_batch)  # first step: the average starts as a copy
+    w1 = float_state(t.model)
+    assert all(torch.equal(w1[k], v) for k, v in float_state(t.ema.module).items())
+    t.train_epoch(one_batch)  # second step: 0.9 * old + 0.1 * new
+    w2, avg = float_state(t.model), float_state(t.ema.module)
+    assert not torch.allclose(w1["head.3.weight"], w2["head.3.weight"])
+    for k in w1:
+        assert torch.allclose(avg[k], 0.9 * w1[k] + 0.1 * w2[k], atol=1e-6), k
+    acc, _ = t.validate()
+    val = t.val_split
+    probs = predict_proba(t.ema.module, val.images, t.mean, t.std)
+    assert acc == pytest.approx(float((probs.argmax(1) == val.labels).mean()))
+    t.save_best(acc)
+    best = load_checkpoint(t.run_dir / "best.pt")
+    assert all(torch.equal(best["state_dict"][k], avg[k]) for k in avg)
+    assert not torch.equal(best["state_dict"]["head.3.weight"], w2["head.3.weight"])
+
+
+def test_resume_refuses_to_invent_a_missing_weight_average(tmp_path, toy):
+    r = train(dataset=toy, project=str(tmp_path), progress=False, **{**FAST, "epochs": 1})
+    with pytest.raises(ValueError, match="no weight average"):
+        Trainer.resume(r.run_dir, dataset=toy, progress=False, ema=0.9)
+
+
 def test_hard_example_finetuning_runs_on_training_mistakes(tmp_path, toy):
     r = train(dataset=toy, project=str(tmp_path), progress=False, finetune_hard=1, **FAST)
     stages = [row["stage"] for row in metrics_rows(r.run_dir)]
@@ -166,6 +200,8 @@ def test_config_rejects_bad_values():
         TrainConfig(model="resnet_s", data="x", optimizer="lion")
     with pytest.raises(ValueError, match="dropout"):
         TrainConfig(model="resnet_s", data="x", dropout=1.0)
+    with pytest.raises(ValueError, match="ema"):
+        TrainConfig(model="resnet_s", data="x", ema=1.0)
 
 
 @pytest.mark.parametrize("rate", [None, 0.0, 0.6])

@@ -50,6 +50,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plateau-patience", type=int, default=3, help="epochs before --schedule plateau halves the rate")
     p.add_argument("--label-smoothing", type=float, default=0.0)
     p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup Beta(alpha, alpha); 0 = off")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="moving average of the weights, updated every step with this decay (e.g. 0.999); "
+                        "validation and best.pt use the average; 0 = off")
     aug = AugmentConfig()
     p.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
     p.add_argument("--flip", type=float, default=aug.flip, help="horizontal flip probability")
@@ -77,10 +80,11 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint and write an HTML report", epilog=EPILOG,
+    p = sub.add_parser("evaluate", help="evaluate a checkpoint (or an ensemble) and write an HTML report", epilog=EPILOG,
                        description="Accuracy, macro-F1, classification report, confusion matrices, calibration, "
-                                   "training curves and sample grids, as JSON, PNG and one self-contained HTML file.")
-    p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt)")
+                                   "training curves and sample grids, as JSON, PNG and one self-contained HTML file. "
+                                   "Several checkpoints are scored as an ensemble: their probabilities are averaged.")
+    p.add_argument("checkpoint", nargs="+", help="best.pt / last.pt, or a run folder (uses its best.pt); several: an ensemble")
     _add_data_args(p, labels_default=None)
     p.add_argument("--split", default="test", help="split name or role: PrivateTest/test (default), PublicTest/val, Training/train")
     p.add_argument("--tta", choices=("none", "flip", "tencrop"), default="none", help="test-time augmentation")
@@ -224,7 +228,7 @@ def _train_config(a: argparse.Namespace) -> dict:
     augment = AugmentConfig.none() if a.no_augment else AugmentConfig(a.flip, a.shift, a.rotate, a.zoom, a.contrast, a.erase)
     keys = ["model", "data", "name", "project", "labels", "ferplus", "epochs", "batch_size", "optimizer", "lr",
             "momentum", "weight_decay", "schedule", "warmup_epochs", "gamma", "plateau_patience", "label_smoothing",
-            "mixup", "class_weights", "patience", "finetune_hard", "seed", "device", "threads", "limit",
+            "mixup", "ema", "class_weights", "patience", "finetune_hard", "seed", "device", "threads", "limit",
             "skip_bad_rows", "val_fraction", "tensorboard", "dropout", "sync_bn"]
     return {**{k: getattr(a, k) for k in keys}, "augment": augment}
 
@@ -249,7 +253,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                        labels=args.labels, ferplus=args.ferplus, skip_bad_rows=args.skip_bad_rows,
                        out=args.out, device=args.device)
         m = res.metrics
-        print(f"{m['split']} ({m['num_images']} images, tta={m['tta']}): accuracy {m['accuracy']:.4f}, "
+        models = f", ensemble of {len(m['model'])}" if m["ensemble"] else ""
+        print(f"{m['split']} ({m['num_images']} images, tta={m['tta']}{models}): accuracy {m['accuracy']:.4f}, "
               f"macro-F1 {m['macro_f1']:.4f}, ECE {m['ece']:.4f}\nreport: {res.report}")
     elif args.command == "export":
         from .export import export

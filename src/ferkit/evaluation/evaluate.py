@@ -1,10 +1,12 @@
-"""``ferkit evaluate``: score a checkpoint on one split and write JSON, PNGs and an HTML report."""
+"""``ferkit evaluate``: score a checkpoint (or an ensemble of them) on one split and write JSON, PNGs
+and an HTML report."""
 
 from __future__ import annotations
 
 import base64
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +32,13 @@ class EvaluationResult:
     report: Path
 
 
-def _default_out(checkpoint: Path, split: str, tta: str, dedup: bool) -> Path:
-    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
-    base = run_dir if (run_dir / "config.json").exists() else Path("runs") / f"eval-{checkpoint.stem}"
-    return base / ("eval-" + split + (f"-{tta}" if tta != "none" else "") + ("-dedup" if dedup else ""))
+def _default_out(checkpoints: list[Path], split: str, tta: str, dedup: bool) -> Path:
+    name = "eval-" + split + (f"-{tta}" if tta != "none" else "") + ("-dedup" if dedup else "")
+    if len(checkpoints) > 1:
+        return Path("runs") / f"ensemble-{len(checkpoints)}" / name
+    run_dir = checkpoints[0] if checkpoints[0].is_dir() else checkpoints[0].parent
+    base = run_dir if (run_dir / "config.json").exists() else Path("runs") / f"eval-{checkpoints[0].stem}"
+    return base / name
 
 
 def sample_indices(labels: np.ndarray, num_classes: int, per_class: int, seed: int = 0) -> np.ndarray:
@@ -42,16 +47,25 @@ def sample_indices(labels: np.ndarray, num_classes: int, per_class: int, seed: i
     return np.concatenate(picks).astype(int)
 
 
-def evaluate(checkpoint: str | Path, data: str | Path | FERDataset, split: str = "test", tta: str = "none", dedup: bool = False,
-             labels: str | None = None, ferplus: str | Path | None = None, skip_bad_rows: bool = False,
-             out: str | Path | None = None, device: str = "auto", progress: bool = True) -> EvaluationResult:
-    """Evaluate ``checkpoint`` on ``split`` of ``data``. ``labels`` defaults to the label set the
-    checkpoint was trained with. Writes metrics.json, figures and report.html to ``out``."""
-    checkpoint = Path(checkpoint)
-    ckpt = load_checkpoint(checkpoint)
-    model, _ = model_from_checkpoint(ckpt)
+def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | FERDataset, split: str = "test",
+             tta: str = "none", dedup: bool = False, labels: str | None = None, ferplus: str | Path | None = None,
+             skip_bad_rows: bool = False, out: str | Path | None = None, device: str = "auto",
+             progress: bool = True) -> EvaluationResult:
+    """Evaluate ``checkpoint`` on ``split`` of ``data``; several checkpoints are an ensemble (their
+    class probabilities averaged, each model with its own normalisation and the same TTA). ``labels``
+    defaults to the label set the (first) checkpoint was trained with. Writes metrics.json, figures
+    and report.html to ``out``."""
+    paths = [Path(checkpoint)] if isinstance(checkpoint, (str, Path)) else [Path(c) for c in checkpoint]
+    if not paths:
+        raise ValueError("no checkpoint given")
+    ckpts = [load_checkpoint(p) for p in paths]
+    ckpt = ckpts[0]
+    for p, other in zip(paths[1:], ckpts[1:]):
+        if list(other["classes"]) != list(ckpt["classes"]):
+            raise ValueError(f"{p}: classes {list(other['classes'])} differ from {paths[0]}'s {list(ckpt['classes'])}; "
+                             "an ensemble needs models of one label set")
     dev = setup_device(device)
-    model = model.to(dev)
+    models = [model_from_checkpoint(c)[0].to(dev) for c in ckpts]
     cfg = ckpt.get("config", {})
     dataset = data if isinstance(data, FERDataset) else load_dataset(
         data, labels=labels or cfg.get("labels", "fer2013"), ferplus=ferplus, val_fraction=cfg.get("val_fraction", 0.1),
@@ -69,33 +83,39 @@ def evaluate(checkpoint: str | Path, data: str | Path | FERDataset, split: str =
         dropped = len(s) - len(keep)
         s = s.subset(keep)
         labels = lut[s.labels]
-    probs = predict_proba(model, s.images, ckpt["mean"], ckpt["std"], tta=tta, device=dev, progress=progress)
+    probs = np.mean([predict_proba(m, s.images, c["mean"], c["std"], tta=tta, device=dev, progress=progress)
+                     for m, c in zip(models, ckpts)], axis=0)
     metrics = classification_metrics(probs, labels, classes)
     if dropped or list(dataset.classes) != classes:
         missing = [c for c, i in zip(dataset.classes, label_map(dataset.classes, classes)) if i < 0]
         metrics["label_mapping"] = {"data_classes": list(dataset.classes), "dropped_rows": dropped,
                                     "dropped_classes": missing}
-    metrics.update({"split": s.name, "tta": tta, "dedup": dedup, "checkpoint": str(checkpoint), "model": ckpt["model"],
-                    "epoch": ckpt.get("epoch"), "data": dataset.source, "ensemble": False})
-    out_dir = Path(out) if out else _default_out(checkpoint, s.name, tta, dedup)
+    ensemble = len(paths) > 1
+    metrics.update({"split": s.name, "tta": tta, "dedup": dedup, "data": dataset.source, "ensemble": ensemble,
+                    "checkpoint": [str(p) for p in paths] if ensemble else str(paths[0]),
+                    "model": [c["model"] for c in ckpts] if ensemble else ckpt["model"],
+                    "epoch": [c.get("epoch") for c in ckpts] if ensemble else ckpt.get("epoch")})
+    out_dir = Path(out) if out else _default_out(paths, s.name, tta, dedup)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "classification_report.txt").write_text(metrics["classification_report"])
     np.savez_compressed(out_dir / "predictions.npz", probs=probs, labels=labels, ids=s.ids)
-    figures = _figures(metrics, probs, s.images, labels, classes, checkpoint, out_dir)
+    figures = _figures(metrics, probs, s.images, labels, classes, None if ensemble else paths[0], out_dir)
     report = write_html_report(metrics, figures, out_dir / "report.html")
     return EvaluationResult(metrics, probs, labels, out_dir, report)
 
 
 def _figures(metrics: dict[str, Any], probs: np.ndarray, images: np.ndarray, labels: np.ndarray, classes: list[str],
-             checkpoint: Path, out_dir: Path) -> dict[str, Path]:
+             checkpoint: Path | None, out_dir: Path) -> dict[str, Path]:
+    """The report's figures; training curves only for a single checkpoint (its run's metrics.csv)."""
     pred, conf = probs.argmax(1), probs.max(1)
     figs = {"Confusion matrices": plots.plot_confusion(metrics, classes, out_dir / "confusion.png"),
             "Calibration": plots.plot_reliability(metrics, out_dir / "reliability.png")}
-    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
-    curves = plots.plot_curves(run_dir / "metrics.csv", out_dir / "curves.png")
-    if curves is not None:
-        figs["Training curves"] = curves
+    if checkpoint is not None:
+        run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+        curves = plots.plot_curves(run_dir / "metrics.csv", out_dir / "curves.png")
+        if curves is not None:
+            figs["Training curves"] = curves
     idx = sample_indices(labels, len(classes), per_class=4)
     figs["Sample predictions"] = plots.plot_face_grid(images[idx], labels[idx], pred[idx], conf[idx], classes,
                                                       out_dir / "samples.png", "Sample predictions (4 per class)")
@@ -116,15 +136,20 @@ def write_html_report(metrics: dict[str, Any], figures: dict[str, Path], path: P
         f"<h2>{html.escape(t)}</h2><img alt='{html.escape(t)}' src='data:image/png;base64,"
         f"{base64.b64encode(p.read_bytes()).decode()}'>" for t, p in figures.items())
     mapping = metrics.get("label_mapping")
-    head = (f"{metrics['model']} on {metrics['split']}{' (deduplicated)' if metrics['dedup'] else ''}, "
-            f"TTA {metrics['tta']}, no ensemble"
+    ensemble = metrics["ensemble"]
+    models = f"ensemble of {len(metrics['model'])} ({', '.join(metrics['model'])})" if ensemble else metrics["model"]
+    head = (f"{models} on {metrics['split']}{' (deduplicated)' if metrics['dedup'] else ''}, "
+            f"TTA {metrics['tta']}, {'probabilities averaged' if ensemble else 'no ensemble'}"
             + (f", the data's labels mapped onto the model's classes ({mapping['dropped_rows']} rows of "
                f"{', '.join(mapping['dropped_classes']) or 'no class'} left out)" if mapping else ""))
+    paths = metrics["checkpoint"] if ensemble else [metrics["checkpoint"]]
+    epochs = metrics["epoch"] if ensemble else [metrics["epoch"]]
+    checkpoints = "checkpoint" + ("s" if ensemble else "") + ": " + "; ".join(
+        f"<code>{html.escape(p)}</code> (epoch {e})" for p, e in zip(paths, epochs))
     doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>ferkit evaluation: {html.escape(head)}</title>
 <style>body{{font-family:sans-serif;max-width:1200px;margin:2em auto;color:#222}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 10px;text-align:right}}td:first-child{{text-align:left}}img{{max-width:100%}}</style>
-</head><body><h1>ferkit evaluation</h1><p>{html.escape(head)}<br>checkpoint: <code>{html.escape(metrics['checkpoint'])}</code>
-(epoch {metrics['epoch']}), data: <code>{html.escape(metrics['data'])}</code></p>
+</head><body><h1>ferkit evaluation</h1><p>{html.escape(head)}<br>{checkpoints}, data: <code>{html.escape(metrics['data'])}</code></p>
 <table><tr><th>images</th><th>accuracy</th><th>macro-F1</th><th>ECE</th></tr>
 <tr><td>{metrics['num_images']}</td><td>{metrics['accuracy']:.4f}</td><td>{metrics['macro_f1']:.4f}</td><td>{metrics['ece']:.4f}</td></tr></table>
 <h2>Per class</h2><table><tr><th>class</th><th>precision</th><th>recall</th><th>F1</th><th>support</th></tr>{per_class}</table>

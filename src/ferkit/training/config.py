@@ -32,6 +32,7 @@ class TrainConfig:
     plateau_patience: int = 3
     label_smoothing: float = 0.0
     mixup: float = 0.0  # Beta(alpha, alpha); 0 = off
+    ema: float = 0.0  # decay per step of an exponential moving average of the weights; 0 = off
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     class_weights: str = "none"
     patience: int = 0  # early stopping: epochs without a better validation accuracy; 0 = off
@@ -57,6 +58,8 @@ class TrainConfig:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
+        if not 0 <= self.ema < 1:
+            raise ValueError("ema (the decay per step) must be in [0, 1); 0 turns it off")
 
     @property
     def learning_rate(self) -> float:

@@ -7,6 +7,9 @@ Under ``torchrun --nproc-per-node N`` every process draws the same shuffled glob
 on the whole batch (exactly for models without BatchNorm; with BatchNorm each process normalises its
 slice unless ``sync_bn``, CUDA only). Metrics are summed over processes; only rank 0 shows progress
 and writes logs and checkpoints, which are plain single-process state dicts.
+
+With ``ema`` an exponential moving average of the weights (and BatchNorm statistics) follows every
+optimizer step; validation scores it and ``best.pt`` holds it, while ``last.pt`` keeps both for resume.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..data.augment import augment_batch, mixup
@@ -122,6 +126,7 @@ class Trainer:
         self.net: nn.Module = self.model  # what the training step calls: the model, or DDP around it
         if self.dist.enabled:
             self.net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.ema = self._new_ema()
         self.steps_per_epoch = max(1, len(self.train_split) // cfg.batch_size)
         self.optimizer = build_optimizer(self.model, cfg)
         self.schedule = Schedule(self.optimizer, cfg, self.steps_per_epoch)
@@ -159,28 +164,40 @@ class Trainer:
             raise ValueError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on the CPU)")
         return setup_device(cfg.device, cfg.threads or max(1, len(os.sched_getaffinity(0)) // d.local_world_size))
 
+    def _new_ema(self) -> AveragedModel | None:
+        if not self.cfg.ema:
+            return None
+        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """What validation scores and ``best.pt`` holds: the weight average with ``ema``, else the model."""
+        return self.ema.module if self.ema is not None else self.model
+
     # ----- checkpoints -----------------------------------------------------------------------
     def _meta(self) -> dict[str, Any]:
         return {"format": FORMAT, "model": self.cfg.model, "classes": list(self.data.classes), "input_size": 48,
                 "mean": self.mean, "std": self.std, "config": self.cfg.to_dict()}
 
-    def _state_dict_cpu(self) -> dict[str, torch.Tensor]:
-        return {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+    @staticmethod
+    def _state_dict_cpu(module: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
 
     def save_best(self, val_acc: float) -> None:
         if not self.dist.is_main:
             return
-        save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(), "epoch": self.epoch, "stage": self.stage,
-                     "val_acc": val_acc}, self.run_dir / "best.pt")
+        save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(self.eval_model), "epoch": self.epoch,
+                     "stage": self.stage, "val_acc": val_acc}, self.run_dir / "best.pt")
 
     def save_last(self) -> None:
         if not self.dist.is_main:
             return
-        save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(), "epoch": self.epoch, "stage": self.stage,
-                     "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
-                     "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
-                     "best_acc": self.best_acc, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-                     "history": self.history}, self.run_dir / "last.pt")
+        ema = {"ema_state_dict": self._state_dict_cpu(self.ema)} if self.ema is not None else {}
+        save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(self.model), **ema, "epoch": self.epoch,
+                     "stage": self.stage, "optimizer": self.optimizer.state_dict(),
+                     "scheduler": self.schedule.state_dict(), "generator": self.generator.get_state(),
+                     "torch_rng": torch.get_rng_state(), "best_acc": self.best_acc, "best_epoch": self.best_epoch,
+                     "bad_epochs": self.bad_epochs, "history": self.history}, self.run_dir / "last.pt")
 
     @classmethod
     def resume(cls, run: str | Path, progress: bool = True, dataset: FERDataset | None = None, **overrides: Any) -> "Trainer":
@@ -191,6 +208,10 @@ class Trainer:
         cfg = TrainConfig.from_dict({**ckpt["config"], **overrides})
         trainer = cls(cfg, run_dir=run_dir, dataset=dataset, progress=progress)
         trainer.model.load_state_dict(ckpt["state_dict"])
+        if trainer.ema is not None:
+            if "ema_state_dict" not in ckpt:
+                raise ValueError(f"{run_dir}: the run has no weight average to resume; leave ema off")
+            trainer.ema.load_state_dict(ckpt["ema_state_dict"])
         trainer.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt["stage"] == "hard":
             trainer.schedule = trainer._constant_schedule()
@@ -240,10 +261,11 @@ class Trainer:
     # ----- loop --------------------------------------------------------------------------------
     def validate(self) -> tuple[float, float]:
         """Accuracy and loss on the validation split (each process scores a slice; sums are combined)."""
-        distributed.broadcast_buffers(self.model, self.dist)  # every process evaluates rank 0's model
+        model = self.eval_model
+        distributed.broadcast_buffers(model, self.dist)  # every process evaluates rank 0's model
         part = slice(self.dist.rank, None, self.dist.world_size)
         labels = self.val_split.labels[part]
-        probs = predict_proba(self.model, self.val_split.images[part], self.mean, self.std, device=self.device)
+        probs = predict_proba(model, self.val_split.images[part], self.mean, self.std, device=self.device)
         correct = float((probs.argmax(1) == labels).sum())
         loss_sum = float(-np.log(probs[np.arange(len(labels)), labels].clip(1e-12)).sum())
         correct, loss_sum, n = distributed.all_reduce_sum([correct, loss_sum, float(len(labels))], self.dist, self.device)
@@ -278,6 +300,8 @@ class Trainer:
             loss.backward()
             self.optimizer.step()
             self.schedule.step_batch()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             if not math.isfinite(loss.item()):
                 raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower --lr")
             b = len(t)
@@ -351,6 +375,7 @@ class Trainer:
         distributed.barrier(self.dist)  # rank 0 has written best.pt
         best = load_checkpoint(self.run_dir / "best.pt")
         self.model.load_state_dict(best["state_dict"])
+        self.ema = self._new_ema()  # a new average, from the best weights
         self.optimizer = build_optimizer(self.model, self.cfg, lr=self.cfg.learning_rate * 0.1)
         self.schedule = self._constant_schedule()
         self.stage = "hard"
