@@ -1,14 +1,15 @@
 """FER2013 accuracy of trained runs under the honest protocol, as Markdown tables.
 
     .venv/bin/python benchmarks/accuracy.py runs/NAME [runs/NAME2 ...] --data ../shared/data/fer2013.csv.gz
-    .venv/bin/python benchmarks/accuracy.py runs/A runs/B ... --ensemble --data ../shared/data/fer2013.csv.gz
+    .venv/bin/python benchmarks/accuracy.py runs/A runs/B.../best.pt ... --ensemble --data ../shared/data/fer2013.csv.gz
 
 For each run: its best.pt (chosen on PublicTest by `ferkit train`), scored on PublicTest and, once,
 on PrivateTest without TTA, with flip TTA and with ten-crop TTA, and on the deduplicated PrivateTest
 (rows whose image is in no other split). Each row goes at the end of its table in --out (default
 benchmarks/accuracy.md); the `ferkit train` command of each run is rebuilt from its config.json and
 its wall time is the sum of its epochs' training time (validation excluded). With --ensemble the runs
-are scored together (probabilities averaged, `ferkit evaluate A B ...`) as one row of the ensemble table.
+(run folders, or checkpoint files such as the shipped model) are scored together (probabilities averaged,
+`ferkit evaluate A B ...`) as one row of the ensemble table.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def train_command(cfg: dict) -> str:
         if f.name in skip or f.name not in cfg or cfg[f.name] == getattr(default, f.name):
             continue
         flag = "--" + f.name.replace("_", "-")
-        parts.append(flag if cfg[f.name] is True else f"{flag} {cfg[f.name]}")
+        value = " ".join(map(str, cfg[f.name])) if isinstance(cfg[f.name], list) else cfg[f.name]
+        parts.append(flag if value is True else f"{flag} {value}")
     aug, base = AugmentConfig(**cfg.get("augment", {})), AugmentConfig()
     if aug == AugmentConfig.none():
         parts.append("--no-augment")
@@ -98,13 +100,14 @@ def main() -> None:
     out = Path(args.out)
     runs = list(map(Path, args.runs))
     if args.ensemble:
-        names = [load_checkpoint(r / "best.pt")["model"] for r in runs]
+        paths = [r if r.suffix == ".pt" else r / "best.pt" for r in runs]  # run folders or checkpoint files
+        names = [load_checkpoint(p)["model"] for p in paths]
         models = [create_model(n) for n in names]
-        acc = scores([r / "best.pt" for r in runs], data, "ensemble")
-        command = (f"`ferkit evaluate {' '.join(str(r / 'best.pt') for r in runs)} --data {args.data} "
-                   f"--split PrivateTest [--tta flip|tencrop] [--dedup]`")
-        add_row(out, ENSEMBLE_HEADER, [" + ".join(f"{r.name} ({n})" for r, n in zip(runs, names)),
-                                       f"{sum(count_parameters(m) for m in models) / 1e6:.2f}M",
+        acc = scores(paths, data, "ensemble")
+        command = (f"`ferkit evaluate {' '.join(map(str, paths))} --data {args.data} "
+                   f"--split PrivateTest [--tta flip\\|tencrop] [--dedup]`")
+        members = " + ".join(f"{r.stem if r.suffix == '.pt' else r.name} ({n})" for r, n in zip(runs, names))
+        add_row(out, ENSEMBLE_HEADER, [members, f"{sum(count_parameters(m) for m in models) / 1e6:.2f}M",
                                        f"{sum(count_macs(m) for m in models) / 1e6:.1f}M", *percent(acc), command],
                 ENSEMBLE_TITLE)
     for run in [] if args.ensemble else runs:

@@ -166,6 +166,31 @@ def test_resume_refuses_to_invent_a_missing_weight_average(tmp_path, toy):
         Trainer.resume(r.run_dir, dataset=toy, progress=False, ema=0.9)
 
 
+def test_distillation_targets_mix_the_labels_with_the_teachers(tmp_path, toy):
+    teachers = [train(dataset=toy, project=str(tmp_path), name=f"teacher{i}", progress=False, seed=i,
+                      **{**FAST, "epochs": 1}).run_dir / "best.pt" for i in range(2)]
+    student = Trainer(TrainConfig(**FAST, project=str(tmp_path), teacher=[str(t) for t in teachers], distill=0.3,
+                                  teacher_tta="flip"), dataset=toy, progress=False)
+    split = toy.split("train")
+    probs = []
+    for t in teachers:
+        model, ckpt = model_from_checkpoint(t)
+        probs.append(predict_proba(model, split.images, ckpt["mean"], ckpt["std"], tta="flip"))
+    assert not np.allclose(probs[0], probs[1], atol=1e-3)
+    expected = 0.7 * np.eye(7)[split.labels] + 0.3 * (probs[0] + probs[1]) / 2
+    assert np.allclose(student.train_split.soft, expected, atol=1e-5)
+    assert np.allclose(student.train_split.soft.sum(1), 1, atol=1e-5)
+    result = student.fit()
+    assert all(np.isfinite(float(row["train_loss"])) for row in metrics_rows(result.run_dir))
+
+
+def test_distillation_refuses_a_teacher_of_other_classes(tmp_path, toy):
+    other = replace(toy, classes=tuple("abcdefg"))
+    teacher = train(dataset=other, project=str(tmp_path), progress=False, **{**FAST, "epochs": 1}).run_dir / "best.pt"
+    with pytest.raises(ValueError, match="are not the data's"):
+        Trainer(TrainConfig(**FAST, project=str(tmp_path), teacher=[str(teacher)]), dataset=toy, progress=False)
+
+
 def test_hard_example_finetuning_runs_on_training_mistakes(tmp_path, toy):
     r = train(dataset=toy, project=str(tmp_path), progress=False, finetune_hard=1, **FAST)
     stages = [row["stage"] for row in metrics_rows(r.run_dir)]
@@ -202,6 +227,10 @@ def test_config_rejects_bad_values():
         TrainConfig(model="resnet_s", data="x", dropout=1.0)
     with pytest.raises(ValueError, match="ema"):
         TrainConfig(model="resnet_s", data="x", ema=1.0)
+    with pytest.raises(ValueError, match="distill"):
+        TrainConfig(model="resnet_s", data="x", distill=0.0)
+    with pytest.raises(ValueError, match="teacher_tta"):
+        TrainConfig(model="resnet_s", data="x", teacher_tta="twentycrop")
 
 
 @pytest.mark.parametrize("rate", [None, 0.0, 0.6])

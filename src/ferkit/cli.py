@@ -53,6 +53,13 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
                    help="moving average of the weights, updated every step with this decay (e.g. 0.999); "
                         "validation and best.pt use the average; 0 = off")
+    p.add_argument("--teacher", nargs="+", default=[], metavar="CKPT",
+                   help="knowledge distillation: train towards these checkpoints' averaged probabilities on Training")
+    p.add_argument("--distill", type=float, default=0.5, metavar="W",
+                   help="with --teacher: weight of the teachers' probabilities in the targets, the rest the labels "
+                        "(default 0.5)")
+    p.add_argument("--teacher-tta", choices=("none", "flip", "tencrop"), default="flip",
+                   help="with --teacher: test-time augmentation of the teachers' predictions (default flip)")
     aug = AugmentConfig()
     p.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
     p.add_argument("--flip", type=float, default=aug.flip, help="horizontal flip probability")
@@ -228,8 +235,8 @@ def _train_config(a: argparse.Namespace) -> dict:
     augment = AugmentConfig.none() if a.no_augment else AugmentConfig(a.flip, a.shift, a.rotate, a.zoom, a.contrast, a.erase)
     keys = ["model", "data", "name", "project", "labels", "ferplus", "epochs", "batch_size", "optimizer", "lr",
             "momentum", "weight_decay", "schedule", "warmup_epochs", "gamma", "plateau_patience", "label_smoothing",
-            "mixup", "ema", "class_weights", "patience", "finetune_hard", "seed", "device", "threads", "limit",
-            "skip_bad_rows", "val_fraction", "tensorboard", "dropout", "sync_bn"]
+            "mixup", "ema", "teacher", "distill", "teacher_tta", "class_weights", "patience", "finetune_hard", "seed",
+            "device", "threads", "limit", "skip_bad_rows", "val_fraction", "tensorboard", "dropout", "sync_bn"]
     return {**{k: getattr(a, k) for k in keys}, "augment": augment}
 
 

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..data.augment import AugmentConfig
+from ..evaluation.predict import TTA_MODES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "onecycle", "plateau", "exponential", "none")
@@ -33,6 +34,9 @@ class TrainConfig:
     label_smoothing: float = 0.0
     mixup: float = 0.0  # Beta(alpha, alpha); 0 = off
     ema: float = 0.0  # decay per step of an exponential moving average of the weights; 0 = off
+    teacher: list[str] = field(default_factory=list)  # checkpoints whose averaged probabilities are distilled
+    distill: float = 0.5  # with a teacher: weight of its probabilities in the targets (the rest: the labels)
+    teacher_tta: str = "flip"  # test-time augmentation of the teacher's predictions on Training
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     class_weights: str = "none"
     patience: int = 0  # early stopping: epochs without a better validation accuracy; 0 = off
@@ -58,6 +62,10 @@ class TrainConfig:
             raise ValueError("epochs must be >= 1 and batch_size >= 2")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError("dropout must be in [0, 1)")
+        if not 0 < self.distill <= 1:
+            raise ValueError("distill (the teacher's weight in the targets) must be in (0, 1]")
+        if self.teacher_tta not in TTA_MODES:
+            raise ValueError(f"teacher_tta must be one of {TTA_MODES}, not {self.teacher_tta!r}")
         if not 0 <= self.ema < 1:
             raise ValueError("ema (the decay per step) must be in [0, 1); 0 turns it off")
 

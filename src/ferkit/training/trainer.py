@@ -10,6 +10,8 @@ and writes logs and checkpoints, which are plain single-process state dicts.
 
 With ``ema`` an exponential moving average of the weights (and BatchNorm statistics) follows every
 optimizer step; validation scores it and ``best.pt`` holds it, while ``last.pt`` keeps both for resume.
+With ``teacher`` checkpoints (knowledge distillation), the Training targets mix the labels with the
+teachers' averaged class probabilities, computed once on the un-augmented Training images.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +38,7 @@ from ..data.augment import augment_batch, mixup
 from ..data.dataset import FERDataset, Split, load_dataset
 from ..evaluation.predict import predict_proba, to_input
 from ..models.registry import count_parameters, create_model
-from .checkpoint import FORMAT, load_checkpoint, save_atomic
+from .checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_atomic
 from . import distributed
 from .config import TrainConfig
 from .cpu import resolve_device, setup_device
@@ -114,6 +116,8 @@ class Trainer:
             self.data = self.data.subsample(cfg.limit, seed=cfg.seed)
         self.train_split, self.val_split = self.data.split("train"), self.data.split("val")
         self.num_classes = self.data.num_classes
+        if cfg.teacher:
+            self.train_split = self._distilled(self.train_split)
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, num_classes=self.num_classes).to(self.device)
         if cfg.dropout is not None:
@@ -148,6 +152,23 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+
+    def _distilled(self, split: Split) -> Split:
+        """``split`` with soft targets: (1 - distill) x its labels + distill x the teachers' mean probabilities."""
+        cfg, probs = self.cfg, []
+        for path in cfg.teacher:
+            model, ckpt = model_from_checkpoint(path)
+            if list(ckpt["classes"]) != list(self.data.classes):
+                raise ValueError(f"teacher {path}: classes {list(ckpt['classes'])} are not the data's {list(self.data.classes)}")
+            probs.append(predict_proba(model.to(self.device), split.images, ckpt["mean"], ckpt["std"], tta=cfg.teacher_tta,
+                                       device=self.device, progress=self.progress))
+        labels = split.soft if split.soft is not None else np.eye(self.num_classes, dtype=np.float32)[split.labels]
+        soft = (1 - cfg.distill) * labels + cfg.distill * np.mean(probs, axis=0)
+        if self.progress:
+            agree = float((np.mean(probs, axis=0).argmax(1) == split.labels).mean())
+            tqdm.write(f"distilling {len(cfg.teacher)} teacher(s) (tta={cfg.teacher_tta}, weight {cfg.distill}): "
+                       f"they agree with {agree:.1%} of the Training labels")
+        return replace(split, soft=soft.astype(np.float32))
 
     def _setup_device(self) -> torch.device:
         cfg, d = self.cfg, self.dist
