@@ -58,8 +58,7 @@ def add_row(path: Path, header: list[str], row: list[str], title: str) -> None:
 def scores(checkpoints: list[Path], data, name: str) -> dict[str, float]:
     acc = {}
     for key, split, tta, dedup in SPLITS:
-        res = evaluate(checkpoints if len(checkpoints) > 1 else checkpoints[0], data=data, split=split, tta=tta,
-                       dedup=dedup, progress=False)
+        res = evaluate(checkpoints, data=data, split=split, tta=tta, dedup=dedup, progress=False)
         acc[key] = res.metrics["accuracy"]
         print(f"{name} {split} tta={tta} dedup={dedup}: {acc[key]:.4f}")
     return acc
@@ -88,6 +87,33 @@ def train_command(cfg: dict) -> str:
     return " ".join(parts)
 
 
+def ensemble_row(runs: list[Path], data, data_arg: str) -> list[str]:
+    """The runs (run folders or checkpoint files) scored together, probabilities averaged."""
+    paths = [r if r.suffix == ".pt" else r / "best.pt" for r in runs]
+    names = [load_checkpoint(p)["model"] for p in paths]
+    models = [create_model(n) for n in names]
+    acc = scores(paths, data, "ensemble")
+    command = (f"`ferkit evaluate {' '.join(map(str, paths))} --data {data_arg} "
+               f"--split PrivateTest [--tta flip\\|tencrop] [--dedup]`")
+    members = " + ".join(f"{r.stem if r.suffix == '.pt' else r.name} ({n})" for r, n in zip(runs, names))
+    return [members, f"{sum(count_parameters(m) for m in models) / 1e6:.2f}M",
+            f"{sum(count_macs(m) for m in models) / 1e6:.1f}M", *percent(acc), command]
+
+
+def run_row(run: Path, data, hardware: str) -> list[str]:
+    """One run's best.pt, with its size, epochs, training time and the command that made it."""
+    ckpt = load_checkpoint(run / "best.pt")
+    cfg = json.loads((run / "config.json").read_text())
+    with open(run / "metrics.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    wall_min = sum(float(r["epoch_s"]) for r in rows) / 60
+    acc = scores([run / "best.pt"], data, run.name)
+    model = create_model(ckpt["model"])
+    return [ckpt["model"], f"{count_parameters(model) / 1e6:.2f}M", f"{count_macs(model) / 1e6:.1f}M",
+            f"{len(rows)} ({ckpt['epoch']})", f"{wall_min:.0f} min", f"{hardware}, torch {torch.__version__}",
+            *percent(acc), f"`{train_command(cfg)}`"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("runs", nargs="+")
@@ -100,28 +126,10 @@ def main() -> None:
     out = Path(args.out)
     runs = list(map(Path, args.runs))
     if args.ensemble:
-        paths = [r if r.suffix == ".pt" else r / "best.pt" for r in runs]  # run folders or checkpoint files
-        names = [load_checkpoint(p)["model"] for p in paths]
-        models = [create_model(n) for n in names]
-        acc = scores(paths, data, "ensemble")
-        command = (f"`ferkit evaluate {' '.join(map(str, paths))} --data {args.data} "
-                   f"--split PrivateTest [--tta flip\\|tencrop] [--dedup]`")
-        members = " + ".join(f"{r.stem if r.suffix == '.pt' else r.name} ({n})" for r, n in zip(runs, names))
-        add_row(out, ENSEMBLE_HEADER, [members, f"{sum(count_parameters(m) for m in models) / 1e6:.2f}M",
-                                       f"{sum(count_macs(m) for m in models) / 1e6:.1f}M", *percent(acc), command],
-                ENSEMBLE_TITLE)
-    for run in [] if args.ensemble else runs:
-        ckpt = load_checkpoint(run / "best.pt")
-        cfg = json.loads((run / "config.json").read_text())
-        with open(run / "metrics.csv", newline="") as f:
-            rows = list(csv.DictReader(f))
-        wall_min = sum(float(r["epoch_s"]) for r in rows) / 60
-        acc = scores([run / "best.pt"], data, run.name)
-        model = create_model(ckpt["model"])
-        add_row(out, HEADER, [ckpt["model"], f"{count_parameters(model) / 1e6:.2f}M", f"{count_macs(model) / 1e6:.1f}M",
-                              f"{len(rows)} ({ckpt['epoch']})", f"{wall_min:.0f} min",
-                              f"{args.hardware}, torch {torch.__version__}", *percent(acc), f"`{train_command(cfg)}`"],
-                TITLE)
+        add_row(out, ENSEMBLE_HEADER, ensemble_row(runs, data, args.data), ENSEMBLE_TITLE)
+    else:
+        for run in runs:
+            add_row(out, HEADER, run_row(run, data, args.hardware), TITLE)
     print(f"wrote {out}")
 
 

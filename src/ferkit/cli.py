@@ -14,6 +14,7 @@ from pathlib import Path
 from .data.augment import AugmentConfig
 from .data.dataset import LABEL_SETS
 from .data.errors import DataError
+from .evaluation.predict import TTA_MODES
 from .training.config import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES
 
 EPILOG = "Honest protocol: train on Training, select on PublicTest, report PrivateTest once."
@@ -58,7 +59,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--distill", type=float, default=0.5, metavar="W",
                    help="with --teacher: weight of the teachers' probabilities in the targets, the rest the labels "
                         "(default 0.5)")
-    p.add_argument("--teacher-tta", choices=("none", "flip", "tencrop"), default="flip",
+    p.add_argument("--teacher-tta", choices=TTA_MODES, default="flip",
                    help="with --teacher: test-time augmentation of the teachers' predictions (default flip)")
     aug = AugmentConfig()
     p.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
@@ -94,7 +95,7 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("checkpoint", nargs="+", help="best.pt / last.pt, or a run folder (uses its best.pt); several: an ensemble")
     _add_data_args(p, labels_default=None)
     p.add_argument("--split", default="test", help="split name or role: PrivateTest/test (default), PublicTest/val, Training/train")
-    p.add_argument("--tta", choices=("none", "flip", "tencrop"), default="none", help="test-time augmentation")
+    p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
     p.add_argument("--dedup", action="store_true", help="drop rows whose image also occurs in another split")
     p.add_argument("--out", help="output folder (default: <run>/eval-<split>[-tta][-dedup])")
     p.add_argument("--device", default="auto")

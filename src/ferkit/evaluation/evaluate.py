@@ -20,7 +20,7 @@ from ..training.checkpoint import load_checkpoint, model_from_checkpoint
 from ..training.cpu import setup_device
 from . import plots
 from .metrics import classification_metrics
-from .predict import predict_proba
+from .predict import ensemble_proba
 
 
 @dataclass
@@ -83,8 +83,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
         dropped = len(s) - len(keep)
         s = s.subset(keep)
         labels = lut[s.labels]
-    probs = np.mean([predict_proba(m, s.images, c["mean"], c["std"], tta=tta, device=dev, progress=progress)
-                     for m, c in zip(models, ckpts)], axis=0)
+    probs = ensemble_proba(list(zip(models, ckpts)), s.images, tta=tta, device=dev, progress=progress)
     metrics = classification_metrics(probs, labels, classes)
     if dropped or list(dataset.classes) != classes:
         missing = [c for c, i in zip(dataset.classes, label_map(dataset.classes, classes)) if i < 0]

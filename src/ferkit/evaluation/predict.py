@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -55,3 +58,10 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float,
         out.append(probs.float().cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+
+
+def ensemble_proba(members: Sequence[tuple[nn.Module, dict[str, Any]]], images: np.ndarray, tta: str = "none",
+                   device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
+    """The mean of the members' probabilities; each member is (model, its checkpoint), whose mean/std it is fed with."""
+    return np.mean([predict_proba(model, images, ckpt["mean"], ckpt["std"], tta=tta, device=device, progress=progress)
+                    for model, ckpt in members], axis=0)

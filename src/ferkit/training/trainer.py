@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from ..data.augment import augment_batch, mixup
 from ..data.dataset import FERDataset, Split, load_dataset
-from ..evaluation.predict import predict_proba, to_input
+from ..evaluation.predict import ensemble_proba, predict_proba, to_input
 from ..models.registry import count_parameters, create_model
 from .checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_atomic
 from . import distributed
@@ -155,17 +155,16 @@ class Trainer:
 
     def _distilled(self, split: Split) -> Split:
         """``split`` with soft targets: (1 - distill) x its labels + distill x the teachers' mean probabilities."""
-        cfg, probs = self.cfg, []
-        for path in cfg.teacher:
-            model, ckpt = model_from_checkpoint(path)
+        cfg = self.cfg
+        teachers = [(model.to(self.device), ckpt) for model, ckpt in map(model_from_checkpoint, cfg.teacher)]
+        for path, (_, ckpt) in zip(cfg.teacher, teachers):
             if list(ckpt["classes"]) != list(self.data.classes):
                 raise ValueError(f"teacher {path}: classes {list(ckpt['classes'])} are not the data's {list(self.data.classes)}")
-            probs.append(predict_proba(model.to(self.device), split.images, ckpt["mean"], ckpt["std"], tta=cfg.teacher_tta,
-                                       device=self.device, progress=self.progress))
+        probs = ensemble_proba(teachers, split.images, tta=cfg.teacher_tta, device=self.device, progress=self.progress)
         labels = split.soft if split.soft is not None else np.eye(self.num_classes, dtype=np.float32)[split.labels]
-        soft = (1 - cfg.distill) * labels + cfg.distill * np.mean(probs, axis=0)
+        soft = (1 - cfg.distill) * labels + cfg.distill * probs
         if self.progress:
-            agree = float((np.mean(probs, axis=0).argmax(1) == split.labels).mean())
+            agree = float((probs.argmax(1) == split.labels).mean())
             tqdm.write(f"distilling {len(cfg.teacher)} teacher(s) (tta={cfg.teacher_tta}, weight {cfg.distill}): "
                        f"they agree with {agree:.1%} of the Training labels")
         return replace(split, soft=soft.astype(np.float32))
