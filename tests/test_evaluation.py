@@ -2,6 +2,7 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -148,3 +149,22 @@ def test_ensemble_needs_one_label_set(trained, tmp_path):
                   epochs=1, batch_size=32, threads=2)
     with pytest.raises(ValueError, match="an ensemble needs models of one label set"):
         evaluate([run.run_dir, other.run_dir], data=data, progress=False, out=tmp_path / "ens")
+
+
+def test_default_ensemble_folder_names_its_members(tmp_path):
+    """Two ensembles of equal size get different default folders (named after their members)."""
+    from ferkit.evaluation.evaluate import _default_out
+
+    run_a, run_b = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    for d in (run_a, run_b):
+        d.mkdir(parents=True)
+        (d / "config.json").write_text("{}")
+    loose = tmp_path / "shipped.pt"
+    out_ab = _default_out([run_a / "best.pt", run_b / "best.pt"], "PrivateTest", "flip", False)
+    out_a_loose = _default_out([run_a / "best.pt", loose], "PrivateTest", "flip", False)
+    assert out_ab == Path("runs") / "ensemble-a+b" / "eval-PrivateTest-flip"
+    assert out_a_loose == Path("runs") / "ensemble-a+shipped" / "eval-PrivateTest-flip"
+    many = [tmp_path / f"{'x' * 30}{i}.pt" for i in range(5)]
+    long_out = _default_out(many, "test", "none", False)
+    assert long_out.parent.name.startswith("ensemble-5-") and len(long_out.parent.name) == len("ensemble-5-") + 8
+    assert long_out != _default_out(many[:4] + [tmp_path / "other.pt"], "test", "none", False)

@@ -4,6 +4,7 @@ and an HTML report."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 from collections.abc import Sequence
@@ -32,10 +33,20 @@ class EvaluationResult:
     report: Path
 
 
+def _member_name(checkpoint: Path) -> str:
+    """A checkpoint's run folder name, or the file's stem outside a run folder."""
+    run_dir = checkpoint if checkpoint.is_dir() else checkpoint.parent
+    return run_dir.name if (run_dir / "config.json").exists() else checkpoint.stem
+
+
 def _default_out(checkpoints: list[Path], split: str, tta: str, dedup: bool) -> Path:
     name = "eval-" + split + (f"-{tta}" if tta != "none" else "") + ("-dedup" if dedup else "")
     if len(checkpoints) > 1:
-        return Path("runs") / f"ensemble-{len(checkpoints)}" / name
+        members = "+".join(_member_name(c) for c in checkpoints)
+        if len(members) > 100:  # keep the folder name short; the hash tells the member lists apart
+            digest = hashlib.sha1("\n".join(str(c.resolve()) for c in checkpoints).encode()).hexdigest()[:8]
+            members = f"{len(checkpoints)}-{digest}"
+        return Path("runs") / f"ensemble-{members}" / name
     run_dir = checkpoints[0] if checkpoints[0].is_dir() else checkpoints[0].parent
     base = run_dir if (run_dir / "config.json").exists() else Path("runs") / f"eval-{checkpoints[0].stem}"
     return base / name
