@@ -65,6 +65,23 @@ def test_checkpoints_are_safe_state_dicts(tmp_path, toy):
     assert float((probs.argmax(1) == toy.split("val").labels).mean()) == pytest.approx(ckpt["val_acc"])
 
 
+def test_half_checkpoint_predicts_like_the_original(tmp_path, toy):
+    from ferkit.training.checkpoint import save_half
+
+    r = train(dataset=toy, project=str(tmp_path), progress=False, **FAST)
+    half = save_half(r.run_dir / "best.pt", tmp_path / "ship" / "half.pt")
+    assert half.stat().st_size < 0.6 * (r.run_dir / "best.pt").stat().st_size
+    ckpt = torch.load(half, weights_only=True)
+    assert {v.dtype for v in ckpt["state_dict"].values() if v.is_floating_point()} == {torch.float16}
+    images = toy.split("val").images
+    full_model, full = model_from_checkpoint(r.run_dir / "best.pt")
+    half_model, half_ckpt = model_from_checkpoint(half)
+    assert next(half_model.parameters()).dtype == torch.float32 and half_ckpt["classes"] == full["classes"]
+    p_full = predict_proba(full_model, images, full["mean"], full["std"])
+    p_half = predict_proba(half_model, images, half_ckpt["mean"], half_ckpt["std"])
+    assert np.abs(p_full - p_half).max() < 5e-3 and not np.array_equal(p_full, p_half)
+
+
 @pytest.mark.parametrize("crash_after,finetune,ema", [(2, 0, 0.0), (4, 2, 0.0), (2, 0, 0.9), (4, 2, 0.9)],
                          ids=["main-stage", "hard-stage", "main-stage-ema", "hard-stage-ema"])
 def test_resume_in_process_is_exact(tmp_path, toy, monkeypatch, crash_after, finetune, ema):

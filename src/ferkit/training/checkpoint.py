@@ -47,3 +47,17 @@ def model_from_checkpoint(path_or_ckpt: str | Path | dict[str, Any]) -> tuple[nn
     model = create_model(ckpt["model"], num_classes=len(ckpt["classes"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval(), ckpt
+
+
+def save_half(src: str | Path, dst: str | Path) -> Path:
+    """Copy a checkpoint keeping only what inference needs (no optimizer or resume state), with its
+    floating-point weights stored as float16: half the file. Loading casts them back to float32."""
+    ckpt = load_checkpoint(src)
+    keep = {k: v for k, v in ckpt.items() if k in ("format", "model", "classes", "input_size", "mean", "std",
+                                                   "config", "epoch", "stage", "val_acc")}
+    keep["state_dict"] = {k: v.half() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
+    keep["stored_as"] = "float16"
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    save_atomic(keep, dst)
+    return dst
