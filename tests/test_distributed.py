@@ -106,8 +106,9 @@ def test_two_processes_match_one_and_resume_either_way(subset, tmp_path):
     epoch = _run_killed_after_first_epoch(_cmd(1) + _train_args(subset, runs, "single-then-ddp"), env,
                                           runs / "single-then-ddp")
     assert 1 <= epoch < EPOCHS, "the run should have been killed mid-way"
-    done = subprocess.run(_cmd(2) + ["--resume", str(runs / "single-then-ddp"), "--quiet"], env=env, check=True,
+    done = subprocess.run(_cmd(2) + ["--resume", str(runs / "single-then-ddp"), "--quiet"], env=env,
                           capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]  # torchrun's and the ranks' errors, when it fails
     assert done.stdout.count("best val accuracy") == 1  # rank 0 alone reports
     _same_run(runs / "single", runs / "single-then-ddp")
 
