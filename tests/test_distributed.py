@@ -58,6 +58,13 @@ def _env(tmp: Path) -> dict[str, str]:
     return {**os.environ, "FERKIT_CACHE_DIR": str(tmp / "cache"), "OMP_NUM_THREADS": "1"}
 
 
+def _run_ok(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``cmd`` to the end; on failure the assertion shows its stderr (torchrun's and the ranks' errors)."""
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return done
+
+
 def _run_killed_after_first_epoch(cmd: list[str], env: dict[str, str], run_dir: Path) -> int:
     """Start ``cmd``, SIGKILL its whole process group once ``last.pt`` holds epoch 1; the epoch it holds."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -92,23 +99,20 @@ def _same_run(a: Path, b: Path) -> None:
 
 def test_two_processes_match_one_and_resume_either_way(subset, tmp_path):
     env, runs = _env(tmp_path), tmp_path / "runs"
-    subprocess.run(_cmd(1) + _train_args(subset, runs, "single"), env=env, check=True, capture_output=True)
+    _run_ok(_cmd(1) + _train_args(subset, runs, "single"), env)
 
     # torchrun (2 processes), killed after epoch 1, finished in one process
     epoch = _run_killed_after_first_epoch(_cmd(2) + _train_args(subset, runs, "ddp-then-single"), env,
                                           runs / "ddp-then-single")
     assert 1 <= epoch < EPOCHS, "the run should have been killed mid-way"
-    subprocess.run(_cmd(1) + ["--resume", str(runs / "ddp-then-single"), "--quiet"], env=env, check=True,
-                   capture_output=True)
+    _run_ok(_cmd(1) + ["--resume", str(runs / "ddp-then-single"), "--quiet"], env)
     _same_run(runs / "single", runs / "ddp-then-single")
 
     # one process, killed after epoch 1, finished by torchrun (2 processes)
     epoch = _run_killed_after_first_epoch(_cmd(1) + _train_args(subset, runs, "single-then-ddp"), env,
                                           runs / "single-then-ddp")
     assert 1 <= epoch < EPOCHS, "the run should have been killed mid-way"
-    done = subprocess.run(_cmd(2) + ["--resume", str(runs / "single-then-ddp"), "--quiet"], env=env,
-                          capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr[-4000:]  # torchrun's and the ranks' errors, when it fails
+    done = _run_ok(_cmd(2) + ["--resume", str(runs / "single-then-ddp"), "--quiet"], env)
     assert done.stdout.count("best val accuracy") == 1  # rank 0 alone reports
     _same_run(runs / "single", runs / "single-then-ddp")
 
