@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .data.augment import AugmentConfig
 from .data.dataset import LABEL_SETS
-from .data.errors import DataError
+from .errors import FerkitError
 from .evaluation.predict import TTA_MODES
 from .training.config import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES
 
@@ -332,7 +332,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         sys.exit(run(argv))
-    except (DataError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:  # ImageError, VideoError are ValueErrors
+    except (FerkitError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:  # FerkitError: bad input
         print(f"ferkit: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import FerkitError
 
-class DataError(ValueError):
+
+class DataError(FerkitError, ValueError):
     """Bad or unreadable input data."""
 
     def __init__(self, source: str | Path, message: str, line: int | None = None) -> None:

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..errors import FerkitError
+
 MAX_PIXELS = 50_000_000  # larger images are refused (decompression-bomb guard)
 WEB_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # what uploads may be
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
 
 
-class ImageError(ValueError):
+class ImageError(FerkitError, ValueError):
     """A file that is not a usable image; the message names the file and the reason, ``code`` says
     which kind of problem it is (``missing``, ``empty``, ``not_an_image``, ``too_many_pixels``,
     ``corrupt``)."""

@@ -11,6 +11,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from ..errors import FerkitError
 from .classifier import EmotionClassifier
 from .detect import DEFAULT_DETECTOR, Box, Detection, create_detector
 from .images import as_rgb
@@ -77,7 +78,7 @@ class VideoFrame:
     processed: bool = True  # False: a frame between strides, shown with the last processed frame's faces
 
 
-class VideoError(ValueError):
+class VideoError(FerkitError, ValueError):
     """A video or camera that cannot be opened or read; the message says which and why."""
 
 
