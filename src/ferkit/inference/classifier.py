@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .runtime import cpu_session
+from .runtime import ModelError, cpu_session
 
 DEFAULT_MODEL = "resnet_s_fer2013.onnx"
 
@@ -16,6 +16,17 @@ DEFAULT_MODEL = "resnet_s_fer2013.onnx"
 def default_model_path() -> Path:
     """The model shipped inside the package (trained on FER2013; see the README for its command)."""
     return Path(str(resources.files("ferkit") / "weights" / DEFAULT_MODEL))
+
+
+def _class_list(path: Path, text: str) -> tuple[str, ...]:
+    """The ``classes`` metadata of a ferkit ONNX model: a JSON list of names."""
+    try:
+        classes = json.loads(text)
+    except ValueError:
+        classes = None
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise ModelError(path, f"not a ferkit ONNX model (its class list is not a JSON list of names: {text[:80]!r})")
+    return tuple(classes)
 
 
 class EmotionClassifier:
@@ -28,8 +39,8 @@ class EmotionClassifier:
         self.session = cpu_session(self.path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:
-            raise ValueError(f"{self.path}: not a ferkit ONNX model (no class list in its metadata); use `ferkit export`")
-        self.classes: tuple[str, ...] = tuple(json.loads(meta["classes"]))
+            raise ModelError(self.path, "not a ferkit ONNX model (no class list in its metadata); use `ferkit export`")
+        self.classes: tuple[str, ...] = _class_list(self.path, meta["classes"])
         self.metadata = dict(meta)
         self.input_name = self.session.get_inputs()[0].name
 
