@@ -207,9 +207,10 @@ def test_bad_files_are_recorded_once(photos, rec, tmp_path, capsys):
     Image.open(photos / "astronaut.jpg").save(bad / "good.jpg")
     args = ["predict", str(bad), str(tmp_path / "missing.jpg"), "--out", str(tmp_path / "o"), "--quiet"]
     assert run(args) == 1
-    assert run(args) == 0  # nothing new, nothing failed
+    assert run(args) == 1  # nothing new, but the record holds failures
     out = capsys.readouterr()
     assert out.err.count("broken.jpg") == 1 and "3 file(s) failed" in out.out and "4 already done" in out.out
+    assert "3 file(s) failed in an earlier run" in out.out
     records = [json.loads(line) for line in jsonl(tmp_path / "o")]
     assert [(Path(r["file"]).name, "error" in r) for r in records] == [
         ("broken.jpg", True), ("empty.png", True), ("good.jpg", False), ("missing.jpg", True)]

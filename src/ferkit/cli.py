@@ -287,8 +287,9 @@ def run(argv: Sequence[str] | None = None) -> int:
                             batch=args.batch)
         print(f"{res.faces} face(s) in {res.images} image(s); results in {res.out_dir}"
               + (f"; {res.skipped} already done" if res.skipped else "")
-              + (f"; {len(res.failed)} file(s) failed" if res.failed else ""))
-        return 1 if res.failed or res.images + res.skipped == 0 else 0
+              + (f"; {len(res.failed)} file(s) failed" if res.failed else "")
+              + (f"; {res.failed_before} file(s) failed in an earlier run" if res.failed_before else ""))
+        return 1 if res.failed or res.failed_before or res.images + res.skipped == 0 else 0
     elif args.command == "video":
         from .apps.video import video_file
 

@@ -13,6 +13,7 @@ workers, one model each (``pip install 'ferkit[ray]'``), and writes the same row
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import glob
 import itertools
 import os
@@ -43,6 +44,7 @@ class PredictSummary:
     faces: int = 0
     failed: list[str] = field(default_factory=list)  # "path: reason" for each file that could not be read
     skipped: int = 0  # inputs already in predictions.jsonl (an earlier run) or given twice
+    failed_before: int = 0  # of the skipped inputs, those an earlier run recorded as failed
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -60,10 +62,56 @@ def _walk(folder: str, exclude: str | None) -> Iterator[Path]:
             yield Path(e.path)
 
 
+def _iglob(root: str, parts: list[str]) -> Iterator[str]:
+    """The paths under ``root`` matching the pattern ``parts`` (split at ``/``), each folder's entries
+    sorted by name; as ``glob.iglob(recursive=True)`` except that ``**`` does not enter symlinked
+    folders (a symlink loop would give each file again at every depth)."""
+    if not parts:
+        yield root
+        return
+    head, rest = parts[0], parts[1:]
+    if not glob.has_magic(head):
+        path = os.path.join(root, head)
+        if os.path.lexists(path):
+            yield from _iglob(path, rest)
+        return
+    try:
+        with os.scandir(root or os.curdir) as it:
+            entries = sorted(it, key=lambda e: e.name)
+    except OSError:
+        return
+    shown = [e for e in entries if head.startswith(".") or not e.name.startswith(".")]  # hidden as glob hides them
+    if head == "**":  # no folder, or one more (not a symlinked one)
+        yield from _iglob(root, rest)
+        for e in shown:
+            if e.is_dir(follow_symlinks=False):
+                yield from _iglob(os.path.join(root, e.name), parts)
+            elif not rest:
+                yield os.path.join(root, e.name)
+    else:
+        for e in shown:
+            if fnmatch.fnmatchcase(e.name, head):
+                yield from _iglob(os.path.join(root, e.name), rest)
+
+
+def _glob(pattern: str) -> Iterator[str]:
+    root = os.sep if os.path.isabs(pattern) else ""
+    return _iglob(root, [part for part in pattern.split(os.sep) if part])
+
+
+def _is_dir(path: Path) -> bool:
+    """``path.is_dir()``, False where the path cannot be looked at (a name over 255 bytes...): reading
+    it then records why."""
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
+
+
 def expand_inputs(inputs: Iterable[str | Path], exclude: str | Path | None = None) -> Iterator[Path]:
     """Files as given; folders walked lazily for image files (sorted per folder); glob patterns matched
-    lazily (in the file system's order); a pattern matching nothing is yielded as is (reported missing).
-    Nothing inside the folder ``exclude`` (the output folder) is yielded."""
+    lazily (sorted per folder; ``**`` does not follow symlinked folders); a pattern matching nothing is
+    yielded as is (reported missing). Nothing inside the folder ``exclude`` (the output folder) is yielded."""
     skip = os.path.realpath(exclude) if exclude is not None else None
 
     def outside(p: Path) -> bool:
@@ -71,11 +119,11 @@ def expand_inputs(inputs: Iterable[str | Path], exclude: str | Path | None = Non
 
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if _is_dir(p):
             if outside(p):
                 yield from _walk(str(p), skip)
-        elif not p.exists() and glob.has_magic(str(item)):
-            matches = glob.iglob(str(item), recursive=True)
+        elif not os.path.exists(p) and glob.has_magic(str(item)):
+            matches = _glob(str(item))
             first = next(matches, None)
             if first is None:
                 yield p
@@ -87,23 +135,38 @@ def expand_inputs(inputs: Iterable[str | Path], exclude: str | Path | None = Non
 
 def read_file_list(source: str | Path) -> Iterator[str]:
     """Paths from a text file, one a line (``-``: standard input); blank lines and lines starting
-    with ``#`` are skipped. Each path may also be a folder or a glob."""
-    with contextlib.nullcontext(sys.stdin) if str(source) == "-" else open(source, encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
+    with ``#`` are skipped. Each path may also be a folder or a glob. Bytes that are not UTF-8 are
+    kept as the file system keeps them (``os.fsdecode``). The file is opened at once: a file list that
+    cannot be read is a :class:`ValueError` before anything is written."""
+    if str(source) == "-":
+        return _list_lines(contextlib.nullcontext(getattr(sys.stdin, "buffer", sys.stdin)))
+    try:
+        return _list_lines(open(source, "rb"))
+    except OSError as exc:
+        raise ValueError(f"file list {source}: {exc.strerror}") from None
+
+
+def _list_lines(source: Any) -> Iterator[str]:
+    with source as f:
+        for raw in f:
+            line = (os.fsdecode(raw) if isinstance(raw, bytes) else raw).strip()
             if line and not line.startswith("#"):
                 yield line
 
 
-def _batches(paths: Iterable[Path], size: int, done: set[str], taken: set[str], save_images: bool,
+def _batches(paths: Iterable[Path], size: int, outputs: Outputs, save_images: bool,
              summary: PredictSummary) -> Iterator[Batch]:
-    """``size`` inputs at a time, leaving out those in ``done`` (and adding the rest to it); each gets
-    its annotated JPEG name here, in input order, so every engine names them alike."""
+    """``size`` inputs at a time, leaving out those recorded in ``outputs`` (and adding the rest to
+    its record); each gets its annotated JPEG name here, in input order, so every engine names them alike."""
     batch: Batch = []
+    done, taken = outputs.done, outputs.taken
     for p in paths:
         file = str(p)
         if file in done:
             summary.skipped += 1
+            if file in outputs.failed:
+                summary.failed_before += 1
+                outputs.failed.discard(file)  # counted once, if given twice
             continue
         done.add(file)
         batch.append((file, annotated_name(p, taken) if save_images else None))
@@ -122,27 +185,64 @@ def make_recognizer(model: str | Path | None, detector: str, align: bool, thread
     return Recognizer(model=model, detector=det, align=align, threads=threads)
 
 
+def _read(file: str) -> Any:
+    """The RGB image, or an :class:`ImageError` saying why it cannot be read."""
+    try:
+        return read_image(file)
+    except ImageError as exc:
+        return exc
+    except OSError as exc:  # a name over 255 bytes, a folder that cannot be entered...
+        return ImageError(file, f"cannot be read ({exc.strerror or exc})", "unreadable")
+
+
+def _recognise(rec: Recognizer, images: list[Any], detect: bool) -> list[Any]:
+    """The faces of each image, classified together; if that fails, of each image alone, the failure
+    of one (an exception) standing in for its faces, so that one image does not take its batch down."""
+    try:
+        return rec.predict_batch(images, detect=detect)
+    except Exception:
+        return [_recognise_one(rec, im, detect) for im in images]
+
+
+def _recognise_one(rec: Recognizer, image: Any, detect: bool) -> Any:
+    try:
+        return rec.predict_batch([image], detect=detect)[0]
+    except Exception as exc:
+        return exc
+
+
+def write_jpeg(path: Path, rgb: Any) -> None:
+    """``rgb`` as a JPEG at ``path``, encoded by OpenCV and written by Python: OpenCV's own file
+    functions crash on a name that is not UTF-8."""
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise OSError("JPEG encoding failed")
+    path.write_bytes(data.tobytes())
+
+
 def recognise_batch(rec: Recognizer, batch: Batch, out: str | Path, detect: bool, base: str = "") -> list[dict]:
     """One record per input: its size and faces (and writes its annotated JPEG), or the reason it
-    could not be read. Files are read relative to ``base``; their faces are classified together."""
-    images: list[Any] = []
-    for file, _ in batch:
-        try:
-            images.append(read_image(os.path.join(base, file)))
-        except ImageError as exc:
-            images.append(exc)
+    could not be read or recognised. Files are read relative to ``base``; their faces are classified
+    together. A record whose annotated JPEG could not be written has its faces and an ``error``."""
+    images = [_read(os.path.join(base, file)) for file, _ in batch]
     readable = [im for im in images if not isinstance(im, ImageError)]
-    found = iter(rec.predict_batch(readable, detect=detect))
+    found = iter(_recognise(rec, readable, detect))
     records = []
     for (file, name), im in zip(batch, images):
         if isinstance(im, ImageError):
             records.append({"file": file, "error": im.reason})
             continue
         faces = next(found)
+        if isinstance(faces, Exception):
+            records.append({"file": file, "error": f"recognition failed ({type(faces).__name__}: {faces})"})
+            continue
         record = {"file": file, "width": im.shape[1], "height": im.shape[0], "faces": [f.to_dict() for f in faces]}
         if name:
-            cv2.imwrite(str(Path(out) / name), cv2.cvtColor(annotate(im, faces), cv2.COLOR_RGB2BGR))
-            record["annotated"] = name
+            try:
+                write_jpeg(Path(out) / name, annotate(im, faces))
+                record["annotated"] = name
+            except (OSError, cv2.error) as exc:
+                record["error"] = f"annotated image {name} not written ({getattr(exc, 'strerror', None) or exc})"
         records.append(record)
     return records
 
@@ -160,8 +260,8 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     together), appending ``predictions.jsonl`` and the other ``formats`` ("csv", "parquet") and
     annotated JPEGs to ``out``, in input order. Inputs already in ``out/predictions.jsonl`` are
     skipped (``overwrite`` starts afresh). ``engine="ray"``: ``workers`` Ray Data workers with
-    ``threads`` ONNX Runtime threads each (default 1; local default: every core). Returns counts and
-    the failed files of this run."""
+    ``threads`` ONNX Runtime threads each (default 1; local default: every core). Returns counts, the
+    failed files of this run and how many skipped inputs an earlier run recorded as failed."""
     wanted = set(formats) | {"jsonl"}
     if unknown := wanted - set(FORMATS):
         raise ValueError(f"unknown format(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORMATS)}")
@@ -180,12 +280,14 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
         from ..inference.classifier import EmotionClassifier
 
         classes = EmotionClassifier(model, threads=1).classes
+    sources = itertools.chain(inputs, read_file_list(file_list) if file_list is not None else ())
     out = Path(out)
+    if os.path.exists(out) and not out.is_dir():
+        raise ValueError(f"{out} is a file; the output (--out) must be a folder")
     out.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary(out)
     outputs = Outputs(out, wanted, classes, overwrite)
-    sources = itertools.chain(inputs, read_file_list(file_list) if file_list is not None else ())
-    batches = _batches(expand_inputs(sources, exclude=out), batch, outputs.done, outputs.taken, save_images, summary)
+    batches = _batches(expand_inputs(sources, exclude=out), batch, outputs, save_images, summary)
     bar = tqdm(desc="predict", unit=" image", disable=not progress)
 
     def consume(records: list[dict]) -> None:
@@ -193,8 +295,9 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
         for r in records:
             if "error" in r:
                 summary.failed.append(f"{r['file']}: {r['error']}")
-                tqdm.write(f"ferkit predict: skipped {r['file']}: {r['error']}", file=sys.stderr)
-            else:
+                tqdm.write(f"ferkit predict: {'' if 'faces' in r else 'skipped '}{r['file']}: {r['error']}",
+                           file=sys.stderr)
+            if "faces" in r:
                 summary.images += 1
                 summary.faces += len(r["faces"])
         bar.update(len(records))

@@ -36,14 +36,30 @@ def optional_import(module: str, extra: str, what: str) -> Any:
 def _complete_lines(path: Path) -> Iterator[bytes]:
     """The lines of ``path``; read to the end, a last line without its newline (cut by a crash) is
     also cut off the file."""
-    end = 0
+    return _complete_records(path, quoted=False)
+
+
+def _complete_records(path: Path, quoted: bool = True) -> Iterator[bytes]:
+    """The records of ``path``, a line each or, for ``quoted`` (CSV), as many lines as a quoted field
+    with line breaks spans; read to the end, a last record that a crash cut short is also cut off the file."""
+    end, record, quotes = 0, b"", 0
     with open(path, "rb+") as f:
         for line in f:
-            if not line.endswith(b"\n"):
-                f.truncate(end)
-                return
-            end += len(line)
-            yield line
+            record += line
+            quotes += line.count(b'"') if quoted else 0
+            if line.endswith(b"\n") and quotes % 2 == 0:
+                end += len(record)
+                yield record
+                record, quotes = b"", 0
+        if record:
+            f.truncate(end)
+
+
+def _utf8_names(record: dict) -> dict:
+    """``record`` with its strings valid UTF-8, as Parquet needs: the bytes of a file name that is not
+    UTF-8 (held as surrogate escapes) become ``\\xNN`` text; the JSON lines and the CSV keep them exact."""
+    keys = [k for k in ("file", "annotated", "error") if k in record]
+    return {**record, **{k: os.fsencode(record[k]).decode("utf-8", "backslashreplace") for k in keys}}
 
 
 def _csv_rows(record: dict) -> list[list]:
@@ -80,7 +96,7 @@ class _ParquetParts:
         self.writer, self.buffer, self.in_part = None, [], 0
 
     def add(self, records: list[dict]) -> None:
-        self.buffer += records
+        self.buffer += map(_utf8_names, records)
         if len(self.buffer) >= PARQUET_GROUP_ROWS:
             self._flush()
 
@@ -119,6 +135,7 @@ class Outputs:
                 for p in parquet_dir.iterdir():
                     p.unlink()
         self.done: set[str] = set()
+        self.failed: set[str] = set()  # the recorded inputs that could not be read or recognised
         self.taken: set[str] = set()  # annotated JPEG names in use
         records = face_rows = 0
         if self.jsonl.exists():
@@ -129,6 +146,8 @@ class Outputs:
                 except (ValueError, KeyError):
                     raise ValueError(f"{self.jsonl}:{i}: not a ferkit record; fix it or start afresh with "
                                      "--overwrite") from None
+                if "error" in record:
+                    self.failed.add(record["file"])
                 if "annotated" in record:
                     self.taken.add(record["annotated"])
                 elif "error" in record:  # the name it held, as a run without a stop gives it
@@ -137,9 +156,9 @@ class Outputs:
         header = ["file", "face", "x", "y", "w", "h", "emotion", "score", *classes]
         csv_rows, first = 0, None
         if "csv" in formats and csv_path.exists():
-            lines = _complete_lines(csv_path)
+            lines = _complete_records(csv_path)  # records, not lines: a file name may hold a line break
             first = next(lines, None)
-            if first is not None and next(csv.reader([first.decode()])) != header:
+            if first is not None and next(csv.reader([first.decode(errors="replace")])) != header:
                 raise ValueError(f"{csv_path} has other columns (another model?); use --overwrite or another --out")
             csv_rows = sum(1 for _ in lines)
         self.parquet = _ParquetParts(parquet_dir, classes) if "parquet" in formats else None
@@ -147,7 +166,7 @@ class Outputs:
             raise ValueError(f"{out}: the CSV or Parquet files have rows that {self.jsonl.name} lacks; use --overwrite")
         self.fcsv = self.csv = None
         if "csv" in formats:
-            self.fcsv = open(csv_path, "a", newline="", encoding="utf-8")
+            self.fcsv = open(csv_path, "a", newline="", encoding="utf-8", errors="surrogateescape")
             self.csv = csv.writer(self.fcsv)
             if first is None:
                 self.csv.writerow(header)
