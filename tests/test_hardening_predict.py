@@ -223,3 +223,21 @@ def test_rerun_with_recorded_failures_exits_1(tmp_path, capsys):
     assert "1 file(s) failed in an earlier run" in capsys.readouterr().out
     (tmp_path / "bad.png").unlink()  # another input set into the same folder: the old failure is not this run's
     assert run(["predict", str(tmp_path / "good.png"), "--out", str(tmp_path / "o"), "--quiet", "--no-detect"]) == 0
+
+
+# --- 10. `ferkit train --name NAME` that is taken -------------------------------------------------------------
+
+def test_train_refuses_a_taken_name_and_numbers_only_its_own(tmp_path):
+    from ferkit.data.synthetic import synthetic_dataset
+    from ferkit.training import train
+    from ferkit.training.trainer import next_run_dir
+
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("an earlier run's")
+    with pytest.raises(ValueError, match=r"run folder .*mine already exists: choose another --name, or continue"):
+        train(dataset=synthetic_dataset(per_class=(2, 1, 1), seed=0), data="synthetic", model="clemson_cnn2",
+              project=str(tmp_path), name="mine", epochs=1, progress=False, threads=1)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]
+    (tmp_path / "resnet_s").mkdir()
+    assert next_run_dir(tmp_path, None, "resnet_s") == tmp_path / "resnet_s2"  # no --name: numbered as before
+    assert next_run_dir(tmp_path, "new", "resnet_s") == tmp_path / "new"

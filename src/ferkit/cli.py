@@ -37,7 +37,7 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="registry name (see `ferkit models`)")
     _add_data_args(p, required=False)
     p.add_argument("--resume", metavar="RUN", help="continue runs/<name> (or its last.pt) exactly where it stopped")
-    p.add_argument("--name", help="run folder name (default: the model name, numbered if taken)")
+    p.add_argument("--name", help="run folder name, refused if taken (default: the model name, numbered if taken)")
     p.add_argument("--project", default="runs", help="folder holding the runs (default: runs)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)

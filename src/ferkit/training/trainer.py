@@ -57,12 +57,18 @@ class TrainResult:
     stopped_early: bool
 
 
-def next_run_dir(project: str | Path, name: str) -> Path:
-    """``project/name``, or ``project/name2``, ``name3``... if taken."""
+def next_run_dir(project: str | Path, name: str | None, model: str) -> Path:
+    """``project/name``, refused (ValueError) if taken; without a name, ``project/model``, or
+    ``project/model2``, ``model3``... if taken."""
     project = Path(project)
-    candidate, i = project / name, 2
+    if name is not None:
+        if (project / name).exists():
+            raise ValueError(f"run folder {project / name} already exists: choose another --name, or continue it "
+                             f"with --resume {project / name}")
+        return project / name
+    candidate, i = project / model, 2
     while candidate.exists():
-        candidate, i = project / f"{name}{i}", i + 1
+        candidate, i = project / f"{model}{i}", i + 1
     return candidate
 
 
@@ -147,7 +153,7 @@ class Trainer:
         self.history: list[dict[str, Any]] = []
         self._tb: Any = None
         if run_dir is None and self.dist.is_main:
-            run_dir = next_run_dir(cfg.project, cfg.name or cfg.model)
+            run_dir = next_run_dir(cfg.project, cfg.name, cfg.model)
         self.run_dir: Path = distributed.broadcast_object(run_dir, self.dist)
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
