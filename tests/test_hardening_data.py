@@ -21,7 +21,8 @@ def run_cli(capsys, *args):
 def assert_one_line_error(code, output, message):
     """Exit 2 and exactly one line, ``ferkit: error: MESSAGE``: no traceback, no advice to unpickle."""
     assert code == 2, output
-    assert output.splitlines() == [f"ferkit: error: {message}"]
+    shown = [line.rsplit("\r", 1)[-1] for line in output.split("\n")]  # as a terminal shows it: progress bars erased
+    assert [line for line in shown if line] == [f"ferkit: error: {message}"]
     assert "Traceback" not in output and "weights_only=False" not in output
 
 
@@ -184,3 +185,107 @@ def test_predict_video_serve_with_a_bad_model_are_one_line(tmp_path, capsys, mon
     (tmp_path / "clip.mp4").write_bytes(b"\0" * 100)
     path, reason = bad_onnx(tmp_path, "checkpoint")
     assert_one_line_error(*run_cli(capsys, *command, "--model", path), f"{path}: {reason}")
+
+
+# --- Item 7: corrupt gzip and tar.gz streams ------------------------------------------------------
+
+TRUNCATED = "truncated: compressed file ended before the end-of-stream marker was reached"
+
+
+def fer_rows_40():
+    from conftest import fer_image
+
+    usage = ["Training"] * 28 + ["PublicTest"] * 6 + ["PrivateTest"] * 6
+    return [(i % 7, fer_image(i), u) for i, u in enumerate(usage)]
+
+
+def good_archive(tmp_path, container):
+    """A small intact archive: a fer2013-style .csv.gz, the Kaggle .tar.gz, or a .tar.gz of image folders."""
+    import io
+    import tarfile
+
+    import numpy as np
+    from PIL import Image
+
+    from conftest import fer_image, write_fer_csv, write_fer_tar
+
+    if container == "csv.gz":
+        return write_fer_csv(tmp_path / "fer2013.csv.gz", fer_rows_40())
+    if container == "tar.gz":
+        return write_fer_tar(tmp_path / "fer2013.tar.gz", fer_rows_40())
+    path = tmp_path / "faces.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        for i in range(28):
+            png = io.BytesIO()
+            Image.fromarray(np.asarray(fer_image(i))).save(png, format="PNG")
+            info = tarfile.TarInfo(f"faces/train/{['angry', 'happy', 'sad', 'neutral'][i % 4]}/{i}.png")
+            info.size = png.tell()
+            tar.addfile(info, io.BytesIO(png.getvalue()))
+    return path
+
+
+def zlib_verdict(data):
+    """What zlib itself says of a gzip file: None when intact, else its error message."""
+    import zlib
+
+    try:
+        inflater = zlib.decompressobj(31)
+        inflater.decompress(data)
+        return None if inflater.eof else "truncated"
+    except zlib.error as exc:
+        return str(exc).rsplit(": ", 1)[-1]
+
+
+def damage(data, kind):
+    """``data`` damaged in the middle: ``deflate`` (a deflate block zlib rejects), ``garbled`` (deflate still
+    decodes, to wrong bytes: only the CRC tells), ``crc`` (the stored CRC changed) or ``truncated`` (cut in half).
+    Returns (damaged bytes, the reason ferkit must give, or its start)."""
+    if kind == "truncated":
+        return data[: len(data) // 2], TRUNCATED
+    if kind == "crc":
+        return data[:-8] + bytes(b ^ 0xFF for b in data[-8:-4]) + data[-4:], "CRC check failed"
+    for offset in range(len(data) // 2, len(data) - 8):
+        bad = data[:offset] + bytes(b ^ 0xFF for b in data[offset:offset + 4]) + data[offset + 4:]
+        verdict = zlib_verdict(bad)
+        if kind == "garbled" and verdict == "incorrect data check":
+            return bad, "CRC check failed"
+        if kind == "deflate" and verdict not in (None, "truncated", "incorrect data check", "incorrect length check"):
+            return bad, verdict
+    raise AssertionError(f"no {kind} damage found")
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["stop", "skip-bad-rows"])
+@pytest.mark.parametrize("kind", ["deflate", "garbled", "crc", "truncated"])
+@pytest.mark.parametrize("container", ["csv.gz", "tar.gz", "image-folder.tar.gz"])
+def test_corrupt_gzip_stream_is_a_data_error(tmp_path, container, kind, skip):
+    from ferkit.data import load_dataset
+
+    path = good_archive(tmp_path, container)
+    bad, reason = damage(path.read_bytes(), kind)
+    path.write_bytes(bad)
+    with pytest.raises(DataError) as exc:
+        load_dataset(path, skip_bad_rows=skip, cache=False)
+    assert str(exc.value).startswith(f"{path}: corrupt gzip stream ({reason}")
+    assert str(exc.value).endswith(")") and "\n" not in str(exc.value) and "skip-bad-rows" not in str(exc.value)
+
+
+def test_intact_archives_still_load(tmp_path):
+    from ferkit.data import load_dataset
+
+    assert len(load_dataset(good_archive(tmp_path, "csv.gz"), cache=False).split("train")) == 28
+    assert len(load_dataset(good_archive(tmp_path, "tar.gz"), cache=False).split("train")) == 28
+    with pytest.raises(DataError, match="archive holds no .csv file"):  # image-folder archives are not read
+        load_dataset(good_archive(tmp_path, "image-folder.tar.gz"), cache=False)
+
+
+@pytest.mark.parametrize("skip", [[], ["--skip-bad-rows"]], ids=["stop", "skip-bad-rows"])
+@pytest.mark.parametrize("container, kind", [("csv.gz", "deflate"), ("csv.gz", "truncated"), ("tar.gz", "deflate"),
+                                             ("tar.gz", "truncated"), ("image-folder.tar.gz", "deflate")])
+def test_cli_reports_a_corrupt_gzip_stream_in_one_line(tmp_path, capsys, container, kind, skip):
+    path = good_archive(tmp_path, container)
+    bad, reason = damage(path.read_bytes(), kind)
+    path.write_bytes(bad)
+    message = f"{path}: corrupt gzip stream ({reason})"
+    assert_one_line_error(*run_cli(capsys, "data-report", "--data", path, "--out", tmp_path / "report", *skip), message)
+    assert_one_line_error(*run_cli(capsys, "train", "--model", "resnet_s", "--data", path, "--project",
+                                   tmp_path / "runs", "--quiet", *skip), message)

@@ -10,6 +10,7 @@ import contextlib
 import gzip
 import tarfile
 import warnings
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +42,28 @@ def is_fer2013_csv(path: Path) -> bool:
     return path.is_file() and name.endswith((".csv", ".csv.gz", ".tar.gz", ".tgz"))
 
 
+def _drain(stream: IO[bytes]) -> None:
+    while stream.read(1 << 20):
+        pass
+
+
+@contextlib.contextmanager
+def _read_to_end(stream: IO[bytes]) -> Iterator[None]:
+    """Read a gzip ``stream`` to its end when done: its CRC and length are checked only there (and the
+    end of an archive lies past its CSV). A row garbled by a corrupt stream is reported as the corruption."""
+    try:
+        yield
+    except (DataError, UnicodeDecodeError, tarfile.TarError):
+        _drain(stream)
+        raise
+    _drain(stream)
+
+
 @contextlib.contextmanager
 def _open_csv_bytes(path: Path) -> Iterator[IO[bytes]]:
     name = path.name.lower()
     if name.endswith((".tar.gz", ".tgz")):
-        with tarfile.open(path, "r:gz") as tar:
+        with tarfile.open(path, "r:gz") as tar, _read_to_end(tar.fileobj):
             members = [m for m in tar.getmembers() if m.isfile() and m.name.lower().endswith(".csv")]
             if not members:
                 raise DataError(path, "archive holds no .csv file")
@@ -53,11 +71,23 @@ def _open_csv_bytes(path: Path) -> Iterator[IO[bytes]]:
             assert handle is not None
             yield handle
     elif name.endswith(".gz"):
-        with gzip.open(path, "rb") as handle:
+        with gzip.open(path, "rb") as handle, _read_to_end(handle):
             yield handle
     else:
         with open(path, "rb") as handle:
             yield handle
+
+
+def _gzip_damage(exc: BaseException) -> str | None:
+    """What is wrong with a gzip stream, when ``exc`` (or the error behind it) says it is damaged; else None."""
+    for error in (exc, exc.__cause__):  # tarfile wraps what gzip raises
+        if isinstance(error, zlib.error) or (isinstance(error, tarfile.ReadError) and "zlib error" in str(error)):
+            return str(error).rsplit(": ", 1)[-1]  # "Error -3 while decompressing data: invalid distance code"
+        if isinstance(error, EOFError):
+            return "truncated: " + (str(error) or "unexpected end of data").lower()
+        if isinstance(error, gzip.BadGzipFile):
+            return str(error)
+    return None
 
 
 def _parse_pixels(text: bytes) -> np.ndarray | str:
@@ -136,8 +166,9 @@ def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progres
                 labels.append(int(emotion))
                 usage.append(fields[col["Usage"]].strip().decode())
                 rows.append(row_index)
-    except (OSError, EOFError, tarfile.TarError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot read: {exc}") from exc
+    except (OSError, EOFError, zlib.error, tarfile.TarError, UnicodeDecodeError) as exc:
+        damage = _gzip_damage(exc)
+        raise DataError(path, f"corrupt gzip stream ({damage})" if damage else f"cannot read: {exc}") from exc
     if not labels:
         raise DataError(path, "no data rows")
     return Fer2013Table(
