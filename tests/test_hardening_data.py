@@ -289,3 +289,47 @@ def test_cli_reports_a_corrupt_gzip_stream_in_one_line(tmp_path, capsys, contain
     assert_one_line_error(*run_cli(capsys, "data-report", "--data", path, "--out", tmp_path / "report", *skip), message)
     assert_one_line_error(*run_cli(capsys, "train", "--model", "resnet_s", "--data", path, "--project",
                                    tmp_path / "runs", "--quiet", *skip), message)
+
+
+# --- Item 10 (parts): quoted or spaced CSV headers ------------------------------------------------
+
+
+def csv_with_header(path, header, row):
+    """A FER2013 CSV of :func:`fer_rows_40` with ``header`` and each row written by ``row(emotion, pixels, usage)``."""
+    from conftest import pixels_text
+
+    lines = [header] + [row(y, pixels_text(image), usage) for y, image, usage in fer_rows_40()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+HEADERS = {
+    "quoted": ('"emotion","pixels","Usage"', lambda y, p, u: f'{y},"{p}",{u}'),
+    "all-quoted": ('"emotion","pixels","Usage"', lambda y, p, u: f'"{y}","{p}","{u}"'),
+    "spaced": ("emotion, pixels, Usage", lambda y, p, u: f"{y}, {p}, {u}"),
+    "icml_face_data": ("emotion, Usage, pixels", lambda y, p, u: f"{y},{u},{p}"),  # Kaggle's icml_face_data.csv
+    "quoted-and-spaced": (' "emotion" , "Usage" , "pixels" ', lambda y, p, u: f'{y}, {u}, " {p} "'),
+}
+
+
+@pytest.mark.parametrize("style", list(HEADERS))
+def test_quoted_or_spaced_header_is_read(tmp_path, style):
+    from conftest import fer_image
+    from ferkit.data import load_dataset
+
+    path = csv_with_header(tmp_path / "icml_face_data.csv", *HEADERS[style])
+    ds = load_dataset(path, cache=False)
+    assert ds.skipped == [] and {k: len(v) for k, v in ds.splits.items()} == {"Training": 28, "PublicTest": 6,
+                                                                             "PrivateTest": 6}
+    train = ds.split("train")
+    assert train.labels.tolist() == [i % 7 for i in range(28)]
+    assert all((train.images[i] == fer_image(i)).all() for i in range(28))
+
+
+def test_cli_reads_a_spaced_header_and_names_a_missing_column_in_one_line(tmp_path, capsys):
+    path = csv_with_header(tmp_path / "icml_face_data.csv", *HEADERS["icml_face_data"])
+    code, output = run_cli(capsys, "data-report", "--data", path, "--out", tmp_path / "report")
+    assert code == 0 and f"{path}: 40 images, 7 classes" in output and "error" not in output
+    bad = csv_with_header(tmp_path / "no-usage.csv", '"emotion", "pixels", "split"', lambda y, p, u: f"{y},{p},{u}")
+    assert_one_line_error(*run_cli(capsys, "data-report", "--data", bad, "--out", tmp_path / "report"),
+                          f"{bad}:1: missing column(s) Usage; header is ['emotion', 'pixels', 'split']")

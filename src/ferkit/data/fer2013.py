@@ -113,8 +113,9 @@ def _parse_pixels(text: bytes) -> np.ndarray | str:
 
 
 def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progress: bool = False) -> Fer2013Table:
-    """Parse a FER2013 CSV. A bad row raises :class:`DataError` naming file and line,
-    unless ``skip_bad_rows``, which skips it and records why in ``skipped``."""
+    """Parse a FER2013 CSV. Columns are found by name, quoted or padded with spaces or not (Kaggle's
+    icml_face_data.csv has ``emotion, Usage, pixels``). A bad row raises :class:`DataError` naming file and
+    line, unless ``skip_bad_rows``, which skips it and records why in ``skipped``."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "no such file")
@@ -125,7 +126,7 @@ def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progres
     skipped: list[str] = []
     try:
         with _open_csv_bytes(path) as handle:
-            header = handle.readline().decode("utf-8-sig").strip().split(",")
+            header = [name.strip().strip('"').strip() for name in handle.readline().decode("utf-8-sig").split(",")]
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise DataError(path, f"missing column(s) {', '.join(missing)}; header is {header}", line=1)
@@ -146,7 +147,7 @@ def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progres
                     problem = f"expected {len(header)} fields, found {len(fields)}"
                 else:
                     emotion = fields[col["emotion"]].strip()
-                    image = _parse_pixels(fields[col["pixels"]])
+                    image = _parse_pixels(fields[col["pixels"]].strip())
                     if isinstance(image, str):
                         problem = image
                     elif not emotion.isdigit() or int(emotion) >= len(FER2013_CLASSES):
