@@ -333,3 +333,36 @@ def test_cli_reads_a_spaced_header_and_names_a_missing_column_in_one_line(tmp_pa
     bad = csv_with_header(tmp_path / "no-usage.csv", '"emotion", "pixels", "split"', lambda y, p, u: f"{y},{p},{u}")
     assert_one_line_error(*run_cli(capsys, "data-report", "--data", bad, "--out", tmp_path / "report"),
                           f"{bad}:1: missing column(s) Usage; header is ['emotion', 'pixels', 'split']")
+
+
+# --- Noticed on the way: damaged cache entries, empty or binary fer2013new.csv --------------------
+
+
+@pytest.mark.parametrize("damage_entry", [lambda b: b[: len(b) // 2], lambda b: b[:1000] + b"\xff" * 64 + b[1064:],
+                                          lambda b: b""], ids=["truncated", "bad-crc", "empty"])
+def test_damaged_cache_entry_is_rebuilt(tmp_path, monkeypatch, damage_entry):
+    from ferkit.data import load_dataset
+
+    monkeypatch.setenv("FERKIT_CACHE_DIR", str(tmp_path / "cache"))
+    path = good_archive(tmp_path, "csv.gz")
+    first = load_dataset(path)
+    (entry,) = (tmp_path / "cache").glob("*.npz")
+    intact = entry.read_bytes()
+    entry.write_bytes(damage_entry(intact))
+    again = load_dataset(path)
+    assert (again.split("train").images == first.split("train").images).all()
+    assert entry.read_bytes() == intact
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", ":1: missing column(s) neutral, happiness, surprise, sadness, anger, disgust, fear, contempt, unknown, NF"),
+    (bytes(range(256)), ": cannot read: 'utf-8' codec can't decode byte 0x80 in position 128: invalid start byte"),
+], ids=["empty", "binary"])
+def test_empty_or_binary_ferplus_file_is_one_line(tmp_path, capsys, content, message):
+    from conftest import write_fer_csv
+
+    data = write_fer_csv(tmp_path / "fer2013.csv", fer_rows_40())
+    votes = tmp_path / "fer2013new.csv"
+    votes.write_bytes(content)
+    code, output = run_cli(capsys, "data-report", "--data", data, "--labels", "ferplus", "--out", tmp_path / "report")
+    assert_one_line_error(code, output, f"{votes}{message}")

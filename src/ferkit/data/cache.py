@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -32,7 +33,7 @@ def cached_arrays(key: str, build: Callable[[], dict[str, np.ndarray]], enabled:
         try:
             with np.load(target, allow_pickle=False) as data:
                 return {k: data[k] for k in data.files}
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):  # a damaged entry is rebuilt
             target.unlink(missing_ok=True)
     arrays = build()
     try:
