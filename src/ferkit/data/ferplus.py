@@ -19,7 +19,7 @@ def read_ferplus_votes(path: str | Path) -> np.ndarray:
     try:
         with open(path, newline="") as handle:
             reader = csv.reader(handle)
-            header = [h.strip() for h in next(reader)]
+            header = [h.strip() for h in next(reader, [])]
             missing = [c for c in VOTE_COLUMNS if c not in header]
             if missing:
                 raise DataError(path, f"missing column(s) {', '.join(missing)}", line=1)
@@ -30,7 +30,7 @@ def read_ferplus_votes(path: str | Path) -> np.ndarray:
                     votes.append([int(row[i]) for i in idx])
                 except (ValueError, IndexError) as exc:
                     raise DataError(path, f"bad vote counts: {exc}", line=line_no) from exc
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(path, f"cannot read: {exc}") from exc
     return np.asarray(votes, np.int64)
 
