@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from ..inference.detect import BlazeFaceDetector
 from ..inference.draw import annotate
-from ..inference.images import IMAGE_SUFFIXES, ImageError, read_image
+from ..inference.images import IMAGE_SUFFIXES, ImageError, image_pixels, pixel_groups, read_image
 from ..inference.recognizer import Recognizer
 from .predict_outputs import FORMATS, Outputs, annotated_name
 
@@ -224,6 +224,9 @@ def recognise_batch(rec: Recognizer, batch: Batch, out: str | Path, detect: bool
     """One record per input: its size and faces (and writes its annotated JPEG), or the reason it
     could not be read or recognised. Files are read relative to ``base``; their faces are classified
     together. A record whose annotated JPEG could not be written has its faces and an ``error``."""
+    parts = list(pixel_groups(batch, lambda item: image_pixels(os.path.join(base, item[0]))))
+    if len(parts) > 1:  # a part at a time: the images held at once stay within BATCH_PIXELS
+        return [record for part in parts for record in recognise_batch(rec, part, out, detect, base)]
     images = [_read(os.path.join(base, file)) for file, _ in batch]
     readable = [im for im in images if not isinstance(im, ImageError)]
     found = iter(_recognise(rec, readable, detect))

@@ -5,17 +5,22 @@
 - ``GET /v1/models``, ``GET /healthz``; ``GET /docs`` and ``/redoc`` (assets served by the app: fastapi-offline), ``/openapi.json``
 - ``GET /``: the web page (photo upload, webcam, the Best Actor game), no asset from outside the server
 
-Uploads are checked before the model sees them: a request-size cap (also for chunked bodies), a
-per-image size cap, a pixel cap, and the format sniffed from the bytes (JPEG, PNG, WebP, BMP, GIF,
-TIFF), never from the file name or content type. Bad input gets a 4xx JSON error
-``{"error": {"code": ..., "message": ...}}``; inference runs in worker threads, off the event loop.
+Uploads are checked before the model sees them: a request-size cap (also for chunked bodies), time
+limits for a body to arrive, a per-image size cap, a pixel cap per image and per request, a scan cap
+for progressive JPEGs, a time limit per decode, and the format sniffed from the bytes (JPEG, PNG,
+WebP, BMP, GIF, TIFF), never from the file name or content type. Bad input gets a 4xx JSON error
+``{"error": {"code": ..., "message": ...}}``; inference runs in worker threads, off the event loop,
+one image at a time, and stops when the client goes away.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from email.message import Message
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -26,26 +31,35 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi_offline import FastAPIOffline
-from starlette.datastructures import UploadFile
+from python_multipart.multipart import parse_options_header
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from ..inference import ImageError, Recognizer, decode_image
 from ..inference.detect import DEFAULT_DETECTOR
-from ..inference.images import WEB_FORMATS
+from ..inference.images import MAX_SCANS, WEB_FORMATS, image_pixels
 
 MiB = 1 << 20
 log = logging.getLogger("ferkit.server")
-STATUS_OF_IMAGE_ERROR = {"empty": 400, "corrupt": 400, "not_an_image": 415, "too_many_pixels": 413}
+STATUS_OF_IMAGE_ERROR = {"empty": 400, "corrupt": 400, "not_an_image": 415, "too_many_pixels": 413,
+                         "too_many_scans": 413, "too_slow": 413}
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one request may carry."""
+    """What one request may carry, and how long it may take."""
 
     max_image_bytes: int = 10 * MiB
-    max_pixels: int = 40_000_000
+    max_pixels: int = 40_000_000  # per image
+    max_request_pixels: int = 200_000_000  # all the images of a request together (16 12-megapixel photos fit)
+    max_jpeg_scans: int = MAX_SCANS
+    max_decode_s: float = 5.0  # per image; checked between reads of its bytes (at most 64 KiB each)
     max_batch_files: int = 16
     max_request_bytes: int = 64 * MiB
+    body_idle_s: float = 15.0  # most seconds without a byte of the request body
+    body_s: float = 120.0  # most seconds for the whole request body
 
 
 class ApiError(Exception):
@@ -60,35 +74,106 @@ def _error_response(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-class BodyLimit:
-    """ASGI middleware: refuse a request body over ``limit`` bytes, by its Content-Length or, for a
-    chunked body, as soon as that many bytes have arrived."""
+class BodyGuard:
+    """ASGI middleware for request bodies: 413 over ``max_request_bytes`` (by Content-Length or, for
+    a chunked body, as soon as that many bytes have arrived); 408 when no byte arrives for
+    ``body_idle_s`` or the body is not complete within ``body_s``. An answer sent before the whole
+    body has arrived (these, or any other early error) closes the connection."""
 
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
+    def __init__(self, app: Any, limits: Limits) -> None:
+        self.app, self.limits = app, limits
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.limit:
-            await _error_response(413, "request_too_large", self._message())(scope, receive, send)
-            return
-        received = 0
+        headers = dict(scope["headers"])
+        length = headers.get(b"content-length", b"")
+        received, complete = 0, length == b"0" or (not length and b"transfer-encoding" not in headers)
+        deadline = anyio.current_time() + self.limits.body_s
 
-        async def limited_receive() -> dict:
-            nonlocal received
-            message = await receive()
+        async def closing_send(message: dict) -> None:
+            if message["type"] == "http.response.start" and not complete:
+                message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
+            await send(message)
+
+        if length.isdigit() and int(length) > self.limits.max_request_bytes:
+            await _error_response(413, "request_too_large", self._too_large())(scope, receive, closing_send)
+            return
+
+        async def guarded_receive() -> dict:
+            nonlocal received, complete
+            if complete:  # later calls only wait for the client to disconnect
+                return await receive()
+            with anyio.move_on_after(min(self.limits.body_idle_s, deadline - anyio.current_time())) as wait:
+                message = await receive()
+            if wait.cancelled_caught:
+                raise ApiError(408, "request_timeout", f"the request body did not arrive in time (a byte at least "
+                               f"every {self.limits.body_idle_s:g} s, all of it within {self.limits.body_s:g} s)")
             received += len(message.get("body", b""))
-            if received > self.limit:
-                raise ApiError(413, "request_too_large", self._message())
+            complete = message["type"] != "http.request" or not message.get("more_body", False)
+            if received > self.limits.max_request_bytes:
+                raise ApiError(413, "request_too_large", self._too_large())
             return message
 
-        await self.app(scope, limited_receive, send)
+        await self.app(scope, guarded_receive, closing_send)
 
-    def _message(self) -> str:
-        return f"the request is over the limit of {self.limit / MiB:g} MiB"
+    def _too_large(self) -> str:
+        return f"the request is over the limit of {self.limits.max_request_bytes / MiB:g} MiB"
+
+
+class _FormParser(MultiPartParser):
+    """Starlette's multipart parser that also takes a part named only by ``filename*=`` (RFC 5987,
+    which RFC 7578 forbids but some clients send) as the file it is."""
+
+    def on_headers_finished(self) -> None:
+        part = self._current_part
+        if b"filename" not in parse_options_header(part.content_disposition)[1]:
+            header = Message()
+            header["content-disposition"] = part.content_disposition.decode("latin-1")
+            if (name := header.get_filename()) is not None:
+                quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+                part.content_disposition += f'; filename="{quoted}"'.encode()
+        super().on_headers_finished()
+
+
+async def _read_form(request: Request, max_files: int) -> FormData:
+    """The request's multipart form (any other body: an empty form)."""
+    if parse_options_header(request.headers.get("content-type"))[0] != b"multipart/form-data":
+        return FormData()
+    try:
+        async with contextlib.aclosing(request.stream()) as stream:
+            return await _FormParser(request.headers, stream, max_files=max_files, max_fields=4).parse()
+    except MultiPartException as exc:
+        raise ApiError(400, "bad_request", exc.message) from None
+
+
+async def _while_connected(request: Request, limiter: anyio.CapacityLimiter, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a worker thread, given up when the client disconnects (raises
+    :class:`ClientDisconnect`): a call still waiting for ``limiter`` never starts, a running one
+    stops at its next ``anyio.from_thread.check_cancelled()``."""
+    outcome: dict[str, Any] = {}
+
+    async def work() -> None:
+        try:
+            outcome["result"] = await anyio.to_thread.run_sync(fn, *args, limiter=limiter)
+        except Exception as exc:  # raised below as itself, not in the task group's ExceptionGroup
+            outcome["error"] = exc
+        group.cancel_scope.cancel()
+
+    async def watch() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+        group.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(work)
+        group.start_soon(watch)
+    if "error" in outcome:
+        raise outcome["error"]
+    if "result" not in outcome:
+        raise ClientDisconnect()
+    return outcome["result"]
 
 
 def _upload_schema(field: str, many: bool) -> dict:
@@ -111,12 +196,17 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     limiter = anyio.CapacityLimiter(workers)
     app = FastAPIOffline(title="ferkit", version=recognizer.classifier.metadata.get("ferkit_version", "0"),
                          description="Facial emotion recognition: faces, boxes and seven emotion probabilities per image.")
-    app.add_middleware(BodyLimit, limit=limits.max_request_bytes)
+    app.add_middleware(BodyGuard, limits=limits)
     app.state.recognizer, app.state.limits = recognizer, limits
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return _error_response(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(ClientDisconnect)
+    async def gone(request: Request, _: ClientDisconnect) -> JSONResponse:
+        log.info("%s %s: the client went away before the answer; its work was stopped", request.method, request.url.path)
+        return _error_response(499, "client_disconnected", "the client closed the connection")  # read by no one
 
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
@@ -142,9 +232,24 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
                                                    f"{limits.max_image_bytes / MiB:g} MiB per image")
         return upload.filename or "upload", data
 
-    def decode(name: str, data: bytes) -> np.ndarray:
+    def checker(name: str) -> Callable[[], None]:
+        """A check for one decode: raises once the client has gone (the task waiting for this thread
+        is cancelled) or the decode is over ``max_decode_s``."""
+        deadline = time.monotonic() + limits.max_decode_s
+
+        def check() -> None:
+            anyio.from_thread.check_cancelled()
+            if time.monotonic() > deadline:
+                raise ImageError(name, f"took over {limits.max_decode_s:g} s to decode", "too_slow")
+        return check
+
+    def decode(name: str, data: bytes, pixels_left: int) -> np.ndarray:
+        check = checker(name)
         try:
-            return decode_image(data, name, limits.max_pixels, WEB_FORMATS)
+            if (pixels := image_pixels(data, check)) > pixels_left:
+                raise ImageError(name, f"{pixels:,} pixels is over what is left of the request's budget of "
+                                       f"{limits.max_request_pixels:,}", "too_many_pixels")
+            return decode_image(data, name, limits.max_pixels, WEB_FORMATS, limits.max_jpeg_scans, check)
         except ImageError as exc:
             raise ApiError(STATUS_OF_IMAGE_ERROR.get(exc.code, 400), exc.code, str(exc)) from None
         except Exception as exc:  # whatever a decoder raises on hostile bytes is the upload's fault
@@ -154,43 +259,49 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
         return {"width": int(rgb.shape[1]), "height": int(rgb.shape[0]), "faces": [f.to_dict() for f in faces]}
 
     def predict_one(name: str, data: bytes, detect: bool) -> dict:
-        rgb = decode(name, data)
+        rgb = decode(name, data, limits.max_request_pixels)
         return result(rgb, app.state.recognizer.predict(rgb, detect=detect))
 
     def predict_many(items: list[tuple[str, bytes]], detect: bool) -> list[dict]:
-        decoded: list[tuple[str, np.ndarray | ApiError]] = []
+        """One image at a time (decoded, searched, let go), so that memory holds one image at most;
+        an image past the request's pixel budget gets an error entry."""
+        out, left = [], limits.max_request_pixels
         for name, data in items:
             try:
-                decoded.append((name, decode(name, data)))
+                rgb = decode(name, data, left)
+                left -= rgb.shape[0] * rgb.shape[1]
+                out.append({"filename": name, **result(rgb, app.state.recognizer.predict(rgb, detect=detect))})
             except ApiError as exc:
-                decoded.append((name, exc))
-        images = [im for _, im in decoded if isinstance(im, np.ndarray)]
-        faces = iter(app.state.recognizer.predict_batch(images, detect=detect))
-        return [{"filename": name, **(result(im, next(faces)) if isinstance(im, np.ndarray) else
-                                      {"error": {"code": im.code, "message": im.message, "status": im.status}})}
-                for name, im in decoded]
+                out.append({"filename": name, "error": {"code": exc.code, "message": exc.message, "status": exc.status}})
+        return out
 
     @app.post("/v1/predict", openapi_extra=_upload_schema("file", many=False), tags=["predict"])
     async def predict(request: Request, detect: bool = True) -> dict:
         """Faces in one image: box [x, y, w, h] and landmarks in image pixels, the top emotion, its
         probability (``score``) and all seven probabilities. ``detect=false``: the image is one face."""
-        form = await request.form(max_files=1, max_fields=4)
-        name, data = await read_upload(form.get("file"), "file")
+        form = await _read_form(request, max_files=1)
+        try:
+            name, data = await read_upload(form.get("file"), "file")
+        finally:
+            await form.close()
         start = time.perf_counter()
-        out = await anyio.to_thread.run_sync(predict_one, name, data, detect, limiter=limiter)
+        out = await _while_connected(request, limiter, predict_one, name, data, detect)
         return {**out, "model": model_name, "ms": round(1000 * (time.perf_counter() - start), 2)}
 
     @app.post("/v1/predict/batch", openapi_extra=_upload_schema("files", many=True), tags=["predict"])
     async def predict_batch(request: Request, detect: bool = True) -> dict:
         """Several images at once (at most ``max_batch_files``); an image that cannot be read gets an
         ``error`` entry in its place, the others their faces."""
-        form = await request.form(max_files=limits.max_batch_files, max_fields=4)
-        uploads = form.getlist("files")
-        if not uploads:
-            raise ApiError(400, "missing_file", "send the images as files in the multipart/form-data field 'files'")
-        items = [await read_upload(u, "files") for u in uploads]
+        form = await _read_form(request, max_files=limits.max_batch_files)
+        try:
+            uploads = form.getlist("files")
+            if not uploads:
+                raise ApiError(400, "missing_file", "send the images as files in the multipart/form-data field 'files'")
+            items = [await read_upload(u, "files") for u in uploads]
+        finally:
+            await form.close()
         start = time.perf_counter()
-        results = await anyio.to_thread.run_sync(predict_many, items, detect, limiter=limiter)
+        results = await _while_connected(request, limiter, predict_many, items, detect)
         return {"results": results, "model": model_name, "ms": round(1000 * (time.perf_counter() - start), 2)}
 
     @app.get("/v1/models", tags=["info"])
