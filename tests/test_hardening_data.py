@@ -83,12 +83,15 @@ def bad_checkpoint(tmp_path, kind):
         torch.save({"w": torch.zeros(10)}, path, _use_new_zipfile_serialization=False)
         path.write_bytes(path.read_bytes()[:100])
         return path, "truncated file"
+    if kind == "incomplete":
+        torch.save({"format": "ferkit-checkpoint-1", "model": "resnet_s"}, path)
+        return path, "no classes, state_dict in it"
     assert kind == "untagged"
     torch.save({"w": torch.zeros(3)}, path)
     return path, "no ferkit-checkpoint-1 format tag"
 
 
-CHECKPOINT_KINDS = ["empty", "text", "code", "truncated", "old-pickle-truncated", "untagged"]
+CHECKPOINT_KINDS = ["empty", "text", "code", "truncated", "old-pickle-truncated", "untagged", "incomplete"]
 
 
 @pytest.mark.parametrize("kind", CHECKPOINT_KINDS)

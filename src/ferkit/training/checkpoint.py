@@ -86,6 +86,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(path, problem)
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise CheckpointError(path, f"no {FORMAT} format tag")
+    missing = [k for k in ("model", "classes", "state_dict") if k not in ckpt]
+    if missing:
+        raise CheckpointError(path, f"no {', '.join(missing)} in it")
     return ckpt
 
 
