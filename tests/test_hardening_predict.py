@@ -241,3 +241,97 @@ def test_train_refuses_a_taken_name_and_numbers_only_its_own(tmp_path):
     (tmp_path / "resnet_s").mkdir()
     assert next_run_dir(tmp_path, None, "resnet_s") == tmp_path / "resnet_s2"  # no --name: numbered as before
     assert next_run_dir(tmp_path, "new", "resnet_s") == tmp_path / "new"
+
+
+# --- 1 and 8. `ferkit video`: names that are not UTF-8, damaged files, SIGTERM ---------------------------------
+
+def write_clip(path, frames: int = 20, fourcc: str = "MJPG", size: tuple[int, int] = (320, 240)) -> Path:
+    """An AVI (Motion JPEG: each frame its own JPEG) of the bundled photo drifting right; ``path`` may be bytes."""
+    import cv2
+
+    photo = cv2.resize(cv2.imread(str(demo_photo())), (200, 200))
+    ascii_path = os.fsdecode(os.path.dirname(path) or ".") + "/writing.avi"
+    w = cv2.VideoWriter(ascii_path, cv2.VideoWriter_fourcc(*fourcc), 10.0, size)
+    for i in range(frames):
+        frame = np.full((size[1], size[0], 3), 128, np.uint8)
+        x = 20 + 2 * i % (size[0] - 220)
+        frame[20:220, x:x + 200] = photo
+        w.write(frame)
+    w.release()
+    os.rename(ascii_path, path)
+    return Path(os.fsdecode(path))
+
+
+def frames_in(path) -> int:
+    import cv2
+
+    cap = cv2.VideoCapture(os.fsdecode(path))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    return n
+
+
+def test_video_with_a_non_utf8_name(tmp_path):
+    src = write_clip(os.path.join(os.fsencode(tmp_path), b"caf\xe9.avi"), frames=8)
+    done = ferkit("video", src, "--out", tmp_path / "o", "--quiet")  # OpenCV crashed (a segfault) on such names
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    out = os.fsencode(tmp_path / "o")
+    for suffix in (b".mp4", b".csv", b"_timeline.png", b"_summary.json"):
+        assert os.path.isfile(os.path.join(out, b"caf\xe9" + suffix)), suffix
+    os.rename(os.path.join(out, b"caf\xe9.mp4"), tmp_path / "o" / "plain.mp4")
+    assert frames_in(tmp_path / "o" / "plain.mp4") == 8
+    summary = json.loads(open(os.path.join(out, b"caf\xe9_summary.json")).read())
+    assert summary["complete"] and summary["source"] == str(src) and summary["frames_read"] == 8
+
+
+@pytest.mark.parametrize("case", ["truncated", "bit-damaged"])
+def test_damaged_video_is_not_complete_and_exits_1(rec, tmp_path, capsys, case):
+    clip = write_clip(tmp_path / "clip.avi")
+    data = clip.read_bytes()
+    if case == "truncated":
+        data = data[:len(data) * 4 // 10]  # AVI: the first frames stay readable, the header still says 20
+    else:
+        k = data.index(b"\xff\xd8", data.index(b"\xff\xd8") + 100) + 3000  # inside the second frame's JPEG
+        data = data[:k] + b"\xff\xd9" + data[k + 2:]  # an end-of-image marker too early: every frame read, one garbled
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(data)
+    res = video_file_(damaged, out=tmp_path / "o", recognizer=rec, save_video=False, progress=False)
+    summary = json.loads((tmp_path / "o" / "damaged_summary.json").read_text())
+    assert not res.complete and summary["damaged"] and not summary["complete"] and summary["frames_declared"] == 20
+    if case == "truncated":
+        assert 3 <= res.frames_read < 10 and res.damage.startswith(f"{res.frames_read} of 20 declared frames read")
+    else:
+        assert res.frames_read == 20 and "decoder error(s), the first: [mjpeg" in res.damage
+        assert summary["decoder_messages"]
+    assert run(["video", str(damaged), "--out", str(tmp_path / "o2"), "--no-save-video", "--quiet"]) == 1
+    assert "looks damaged" in capsys.readouterr().err
+    sound = video_file_(clip, out=tmp_path / "o3", recognizer=rec, save_video=False, progress=False)
+    assert sound.complete and sound.damage is None and sound.frames_read == 20
+
+
+def video_file_(*args, **kwargs):
+    from ferkit.apps.video import video_file
+
+    return video_file(*args, **kwargs)
+
+
+def test_sigterm_finishes_the_summary_and_a_playable_mp4(tmp_path):
+    import signal
+    import time
+
+    clip = write_clip(tmp_path / "long.avi", frames=400, size=(240, 240))
+    proc = subprocess.Popen([sys.executable, "-m", "ferkit", "video", str(clip), "--out", str(tmp_path / "o"),
+                             "--quiet", "--detector", "haar"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    csv_path = tmp_path / "o" / "long.csv"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not csv_path.exists() or len(csv_path.read_text().splitlines()) < 6):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and b"Traceback" not in err and b"interrupted" in err
+    summary = json.loads((tmp_path / "o" / "long_summary.json").read_text())
+    assert summary["complete"] is False and 2 <= summary["last_frame"] < 399
+    assert frames_in(tmp_path / "o" / "long.mp4") >= summary["last_frame"] + 1  # closed properly: playable

@@ -299,6 +299,10 @@ def run(argv: Sequence[str] | None = None) -> int:
                          progress=not args.quiet)
         print(f"{res.frames_read} frames read, {res.frames_processed} recognised, {res.faces} faces, "
               f"{res.frames_read / max(res.seconds, 1e-9):.1f} frames/s; results in {res.out_dir}")
+        if res.damage:
+            print(f"ferkit video: {args.source} looks damaged ({res.damage}); the results cover the frames read",
+                  file=sys.stderr)
+            return 1
     elif args.command == "webcam":
         from .apps.webcam import webcam
 

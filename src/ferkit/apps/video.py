@@ -6,18 +6,25 @@ from __future__ import annotations
 
 import csv
 import json
-from array import array
+import os
+import signal
+import threading
 import time
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from ..inference.draw import annotate
-from ..inference.recognizer import Recognizer, VideoFrame, open_capture
+from ..inference.recognizer import Recognizer, VideoFrame, open_capture, opencv_path
+
+
+MISSING_FRAMES_S = 1.0  # declared frames a file may lack and still be sound: Matroska and WebM declare an estimate
 
 
 @dataclass
@@ -26,8 +33,37 @@ class VideoSummary:
     frames_read: int
     frames_processed: int
     faces: int
-    complete: bool
+    complete: bool  # read to its end (or max_frames), not stopped, not damaged
     seconds: float
+    damage: str | None = None  # why the video looks damaged: frames missing, decoder errors
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C is, so that a terminated run also closes its mp4 and writes its summary."""
+
+
+def sigterm_as_interrupt() -> Callable[[], None]:
+    """From now on SIGTERM raises :class:`Terminated` (in the main thread; elsewhere nothing changes);
+    returns the function that puts the former handler back."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise Terminated(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+
+
+def damage(frames_read: int, declared: int | None, fps: float, messages: list[str]) -> str | None:
+    """Why a video read to its end looks damaged (fewer frames than it declares, by more than
+    ``MISSING_FRAMES_S``; decoder errors), or None."""
+    why = []
+    if declared and declared - frames_read > MISSING_FRAMES_S * fps:
+        why.append(f"{frames_read} of {declared} declared frames read")
+    if messages:
+        why.append(f"{len(messages)} decoder error(s), the first: {messages[0]}")
+    return "; ".join(why) or None
 
 
 def plot_timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], path: Path, title: str) -> Path:
@@ -60,23 +96,25 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
     ``on_frame`` sees every frame read; when it returns False the run stops there (not complete)."""
     rec = recognizer or Recognizer(model=model, detector=detector, align=align)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; the output (--out) must be a folder")
     out.mkdir(parents=True, exist_ok=True)
     stem = name or Path(str(source)).stem or "video"
     cap = open_capture(source)
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
-    total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-    total = total if total > 0 else None  # cameras and streams do not know
-    if max_frames:
-        total = min(total or max_frames, max_frames)
+    declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+    declared = declared if declared > 0 else None  # cameras and streams do not know
+    total = min(declared or max_frames, max_frames) if max_frames else declared
     writer = None
     times, tops = array("f"), array("f")  # 32 bytes per recognised frame, for the timeline plot
     frames = faces_n = 0
     last_index = -1
-    complete = False
+    ended, why = False, None
     start = time.perf_counter()
     header = ["frame", "time_s", "track", "x", "y", "w", "h", "emotion", "score", *rec.classes, "raw_emotion"]
     bar = tqdm(total=total, desc=f"video {stem}", unit=" frame", disable=not progress)
     f = open(out / f"{stem}.csv", "w", newline="")
+    restore_sigterm = sigterm_as_interrupt()
     try:
         rows = csv.writer(f)
         rows.writerow(header)
@@ -98,28 +136,37 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
             if save_video:
                 if writer is None:
                     h, w = vf.image.shape[:2]
-                    writer = cv2.VideoWriter(str(out / f"{stem}.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    with opencv_path(out / f"{stem}.mp4") as path:  # OpenCV crashes on a name that is not UTF-8
+                        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
                 writer.write(cv2.cvtColor(annotate(vf.image, vf.faces), cv2.COLOR_RGB2BGR))
             bar.update(vf.index - last_index)
             last_index = vf.index
             if on_frame is not None and on_frame(vf) is False:
                 break
         else:
-            complete = True
+            ended = True
     finally:
         cap.release()  # already released by process_video unless it failed before reading
         bar.close()
         f.close()
         if writer is not None:
             writer.release()
+        restore_sigterm()
         seconds = time.perf_counter() - start
-        summary = VideoSummary(out, last_index + 1, frames, faces_n, complete, seconds)
+        read = cap.frames_read
+        if ended:
+            why = damage(read, None if max_frames and read >= max_frames else declared, fps, cap.messages)
+        complete = ended and why is None
+        summary = VideoSummary(out, read, frames, faces_n, complete, seconds, why)
         (out / f"{stem}_summary.json").write_text(json.dumps({
-            "source": str(source), "complete": complete, "frames_read": last_index + 1,
-            "last_frame": last_index, "frames_processed": frames, "stride": stride, "smoothing": smoothing,
-            "faces": faces_n, "seconds": round(seconds, 2), "frames_per_s": round((last_index + 1) / max(seconds, 1e-9), 2),
-            "video_fps": fps, "frames_declared": total}, indent=2))
+            "source": str(source), "complete": complete, "damaged": why is not None, "damage": why,
+            "frames_read": read, "last_frame": last_index, "frames_processed": frames, "stride": stride,
+            "smoothing": smoothing, "faces": faces_n, "seconds": round(seconds, 2),
+            "frames_per_s": round(read / max(seconds, 1e-9), 2), "video_fps": fps, "frames_declared": declared,
+            "decoder_messages": cap.messages[:20]}, indent=2))
         if times:
-            plot_timeline(np.array(times), np.array(tops).reshape(len(times), -1), rec.classes, out / f"{stem}_timeline.png",
-                          f"{stem}: emotions over time" + ("" if complete else f" (stopped at frame {last_index})"))
+            title = os.fsencode(stem).decode(errors="replace")  # a name that is not UTF-8 cannot be drawn as is
+            plot_timeline(np.array(times), np.array(tops).reshape(len(times), -1), rec.classes,
+                          out / f"{stem}_timeline.png", f"{title}: emotions over time"
+                          + ("" if ended else f" (stopped at frame {last_index})") + (" (damaged)" if why else ""))
     return summary
