@@ -369,3 +369,28 @@ def test_empty_or_binary_ferplus_file_is_one_line(tmp_path, capsys, content, mes
     votes.write_bytes(content)
     code, output = run_cli(capsys, "data-report", "--data", data, "--labels", "ferplus", "--out", tmp_path / "report")
     assert_one_line_error(code, output, f"{votes}{message}")
+
+
+# --- Through a real `ferkit` process: torch's warnings and ONNX Runtime's native logs would show here
+
+
+def test_bad_inputs_through_the_ferkit_process(tmp_path):
+    import os
+    import pickle
+    import subprocess
+    import sys
+
+    code_pickle = tmp_path / "protocol4.pt"  # a bare pickle: torch warns about its protocol, then refuses it
+    code_pickle.write_bytes(pickle.dumps({"run": RunsCode(tmp_path / "PWNED")}, protocol=4))
+    onnx_path, onnx_reason = bad_onnx(tmp_path, "truncated")
+    cases = [
+        (["evaluate", code_pickle, "--data", tmp_path / "unused.csv"],
+         f"{code_pickle}: not a ferkit checkpoint (a pickle that holds more than tensors and numbers; refused without "
+         "running it)"),
+        (["predict", onnx_path, "--model", onnx_path, "--out", tmp_path / "out"], f"{onnx_path}: {onnx_reason}"),
+    ]
+    env = {**os.environ, "FERKIT_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    for args, message in cases:
+        r = subprocess.run([sys.executable, "-m", "ferkit", *map(str, args)], capture_output=True, text=True, env=env)
+        assert_one_line_error(r.returncode, r.stdout + r.stderr, message)
+    assert not (tmp_path / "PWNED").exists()
