@@ -56,10 +56,14 @@ def _multipart(field: str, disposition_name: str, data: bytes) -> bytes:
             f"Content-Type: image/jpeg\r\n\r\n").encode() + data + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def _raw_post(path: str, body: bytes, port: int, length: int | None = None) -> bytes:
+def _raw_post(path: str, body: bytes, port: int, length: int | None = None, chunked: bool = False) -> bytes:
+    """A request as bytes: with ``Content-Length`` (``length``, default the body's), or chunked."""
+    if chunked:
+        framing, body = "Transfer-Encoding: chunked", f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
+    else:
+        framing = f"Content-Length: {len(body) if length is None else length}"
     return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n"
-            f"Content-Length: {len(body) if length is None else length}\r\n\r\n").encode() + body
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n{framing}\r\n\r\n").encode() + body
 
 
 def _error(response, status: int, code: str) -> str:
@@ -199,9 +203,9 @@ def _answer_until_closed(s: socket.socket, seconds: float, trickle: bool = False
 
 def test_stalled_and_trickled_bodies_get_408_and_are_closed():
     """A body that stops (nothing for 0.5 s) or trickles (not all of it within 2 s) gets a 408 and its
-    connection is closed; so does one refused early for bad multipart."""
+    connection is closed; so does one over the size limit."""
     start_of_body = _multipart("file", 'filename="a.jpg"', b"")[:-30]
-    with live_server(Limits(body_idle_s=0.5, body_s=2)) as port:
+    with live_server(Limits(body_idle_s=0.5, body_s=2, max_request_bytes=50_000)) as port:
         for trickle, within in ((False, 1.5), (True, 3)):
             with socket.create_connection(("127.0.0.1", port)) as s:
                 start = time.perf_counter()
@@ -210,10 +214,11 @@ def test_stalled_and_trickled_bodies_get_408_and_are_closed():
                 assert time.perf_counter() - start < within
             assert answer.startswith(b"HTTP/1.1 408") and b'"request_timeout"' in answer, answer
             assert b"connection: close" in answer.lower()
-        with socket.create_connection(("127.0.0.1", port)) as s:
-            s.sendall(_raw_post("/v1/predict", b"--" + BOUNDARY.encode() + b"xx", port, length=10_000))
-            answer = _answer_until_closed(s, 3)
-        assert answer.startswith(b"HTTP/1.1 400") and b"connection: close" in answer.lower(), answer
+        for chunked in (False, True):  # by Content-Length, and once 50,000 bytes have come
+            with socket.create_connection(("127.0.0.1", port)) as s:
+                s.sendall(_raw_post("/v1/predict", start_of_body + bytes(60_000), port, chunked=chunked))
+                answer = _answer_until_closed(s, 3)
+            assert answer.startswith(b"HTTP/1.1 413") and b"connection: close" in answer.lower(), answer
 
 
 def test_filename_star_uploads_are_files(client, photo):

@@ -77,8 +77,8 @@ def _error_response(status: int, code: str, message: str) -> JSONResponse:
 class BodyGuard:
     """ASGI middleware for request bodies: 413 over ``max_request_bytes`` (by Content-Length or, for
     a chunked body, as soon as that many bytes have arrived); 408 when no byte arrives for
-    ``body_idle_s`` or the body is not complete within ``body_s``. An answer sent before the whole
-    body has arrived (these, or any other early error) closes the connection."""
+    ``body_idle_s`` or the body is not complete within ``body_s``. Both answers close the connection,
+    so that the rest of the body is neither waited for nor read."""
 
     def __init__(self, app: Any, limits: Limits) -> None:
         self.app, self.limits = app, limits
@@ -87,32 +87,34 @@ class BodyGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        length = headers.get(b"content-length", b"")
-        received, complete = 0, length == b"0" or (not length and b"transfer-encoding" not in headers)
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.limits.max_request_bytes:
+            response = _error_response(413, "request_too_large", self._too_large())
+            response.headers["connection"] = "close"
+            await response(scope, receive, send)
+            return
+        received, complete, refused = 0, False, False
         deadline = anyio.current_time() + self.limits.body_s
 
         async def closing_send(message: dict) -> None:
-            if message["type"] == "http.response.start" and not complete:
+            if message["type"] == "http.response.start" and refused:
                 message = {**message, "headers": [*message.get("headers", []), (b"connection", b"close")]}
             await send(message)
 
-        if length.isdigit() and int(length) > self.limits.max_request_bytes:
-            await _error_response(413, "request_too_large", self._too_large())(scope, receive, closing_send)
-            return
-
         async def guarded_receive() -> dict:
-            nonlocal received, complete
+            nonlocal received, complete, refused
             if complete:  # later calls only wait for the client to disconnect
                 return await receive()
             with anyio.move_on_after(min(self.limits.body_idle_s, deadline - anyio.current_time())) as wait:
                 message = await receive()
             if wait.cancelled_caught:
+                refused = True
                 raise ApiError(408, "request_timeout", f"the request body did not arrive in time (a byte at least "
                                f"every {self.limits.body_idle_s:g} s, all of it within {self.limits.body_s:g} s)")
             received += len(message.get("body", b""))
             complete = message["type"] != "http.request" or not message.get("more_body", False)
             if received > self.limits.max_request_bytes:
+                refused = True
                 raise ApiError(413, "request_too_large", self._too_large())
             return message
 
