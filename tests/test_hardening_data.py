@@ -18,11 +18,15 @@ def run_cli(capsys, *args):
     return exc.value.code, out.out + out.err
 
 
+def shown(output):
+    """The lines of ``output`` as a terminal shows them: progress bars erased, blank lines left out."""
+    return [line.rsplit("\r", 1)[-1] for line in output.split("\n") if line.rsplit("\r", 1)[-1].strip()]
+
+
 def assert_one_line_error(code, output, message):
     """Exit 2 and exactly one line, ``ferkit: error: MESSAGE``: no traceback, no advice to unpickle."""
     assert code == 2, output
-    shown = [line.rsplit("\r", 1)[-1] for line in output.split("\n")]  # as a terminal shows it: progress bars erased
-    assert [line for line in shown if line] == [f"ferkit: error: {message}"]
+    assert shown(output) == [f"ferkit: error: {message}"]
     assert "Traceback" not in output and "weights_only=False" not in output
 
 
@@ -394,3 +398,46 @@ def test_bad_inputs_through_the_ferkit_process(tmp_path):
         r = subprocess.run([sys.executable, "-m", "ferkit", *map(str, args)], capture_output=True, text=True, env=env)
         assert_one_line_error(r.returncode, r.stdout + r.stderr, message)
     assert not (tmp_path / "PWNED").exists()
+
+
+def giant_png_header(side):
+    """A few hundred bytes of PNG whose header claims ``side`` x ``side`` pixels (a decompression bomb)."""
+    import io
+    import struct
+    import zlib
+
+    import numpy as np
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.fromarray(np.zeros((48, 48), np.uint8)).save(png, format="PNG")
+    data = bytearray(png.getvalue())
+    data[16:24] = struct.pack(">II", side, side)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    return bytes(data)
+
+
+@pytest.mark.parametrize("side", [10_000, 20_000], ids=["warned-by-pil", "refused-by-pil"])
+def test_giant_image_in_a_face_folder_is_a_bad_file(tmp_path, capsys, side):
+    import numpy as np
+    from PIL import Image
+
+    from conftest import fer_image
+    from ferkit.data.labels import FER2013_CLASSES
+
+    for split, count in (("train", 12), ("test", 3)):
+        for c, name in enumerate(FER2013_CLASSES):
+            folder = tmp_path / "faces" / split / name.lower()
+            folder.mkdir(parents=True)
+            for i in range(count):
+                Image.fromarray(np.asarray(fer_image(100 * c + i))).save(folder / f"{i}.png")
+    giant = tmp_path / "faces" / "train" / "happy" / "giant.png"
+    giant.write_bytes(giant_png_header(side))
+    out = ["--data", tmp_path / "faces", "--out", tmp_path / "report"]
+    code, output = run_cli(capsys, "data-report", *out)
+    (line,) = shown(output)
+    assert code == 2 and "Traceback" not in output
+    assert line.startswith(f"ferkit: error: {giant}: unreadable image: Image size ({side * side} pixels) exceeds limit")
+    assert line.endswith("(use --skip-bad-rows to skip such files)")
+    code, output = run_cli(capsys, "data-report", *out, "--skip-bad-rows")
+    assert code == 0 and "skipped 1 bad rows" in output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,12 +46,15 @@ def list_images(split_dir: Path) -> list[tuple[Path, int]]:
 def load_face_image(path: Path) -> np.ndarray:
     """Read one face image as 48x48 grey uint8 (resized if needed)."""
     try:
-        with Image.open(path) as im:
-            im = im.convert("L")
-            if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-                im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-            return np.asarray(im, dtype=np.uint8)
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # a giant "face" is refused, not decoded
+            with Image.open(path) as im:
+                im = im.convert("L")
+                if im.size != (IMAGE_SIZE, IMAGE_SIZE):
+                    im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+                return np.asarray(im, dtype=np.uint8)
+    except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombWarning,
+            Image.DecompressionBombError) as exc:
         raise DataError(path, f"unreadable image: {exc}") from exc
 
 
