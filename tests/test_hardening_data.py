@@ -379,6 +379,7 @@ def test_empty_or_binary_ferplus_file_is_one_line(tmp_path, capsys, content, mes
 
 
 def test_bad_inputs_through_the_ferkit_process(tmp_path):
+    """One interpreter runs ``ferkit evaluate`` and ``ferkit predict`` (its stderr seen at the file-descriptor level)."""
     import os
     import pickle
     import subprocess
@@ -387,16 +388,19 @@ def test_bad_inputs_through_the_ferkit_process(tmp_path):
     code_pickle = tmp_path / "protocol4.pt"  # a bare pickle: torch warns about its protocol, then refuses it
     code_pickle.write_bytes(pickle.dumps({"run": RunsCode(tmp_path / "PWNED")}, protocol=4))
     onnx_path, onnx_reason = bad_onnx(tmp_path, "truncated")
-    cases = [
-        (["evaluate", code_pickle, "--data", tmp_path / "unused.csv"],
-         f"{code_pickle}: not a ferkit checkpoint (a pickle that holds more than tensors and numbers; refused without "
-         "running it)"),
-        (["predict", onnx_path, "--model", onnx_path, "--out", tmp_path / "out"], f"{onnx_path}: {onnx_reason}"),
-    ]
+    commands = [["evaluate", str(code_pickle), "--data", str(tmp_path / "unused.csv")],
+                ["predict", str(onnx_path), "--model", str(onnx_path), "--out", str(tmp_path / "out")]]
+    script = ("import sys\nfrom ferkit.cli import main\n"
+              f"for argv in {commands!r}:\n"
+              "    try:\n        main(argv)\n    except SystemExit as exc:\n"
+              "        print(f'EXIT {exc.code}', file=sys.stderr, flush=True)\n")
     env = {**os.environ, "FERKIT_CACHE_DIR": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
-    for args, message in cases:
-        r = subprocess.run([sys.executable, "-m", "ferkit", *map(str, args)], capture_output=True, text=True, env=env)
-        assert_one_line_error(r.returncode, r.stdout + r.stderr, message)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert r.returncode == 0 and r.stdout == "", r.stdout + r.stderr
+    checkpoint_message = (f"{code_pickle}: not a ferkit checkpoint (a pickle that holds more than tensors and numbers; "
+                          "refused without running it)")
+    assert r.stderr.splitlines() == [f"ferkit: error: {checkpoint_message}", "EXIT 2",
+                                     f"ferkit: error: {onnx_path}: {onnx_reason}", "EXIT 2"]
     assert not (tmp_path / "PWNED").exists()
 
 
