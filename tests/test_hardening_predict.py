@@ -106,6 +106,25 @@ def test_one_image_that_fails_recognition_is_recorded_not_fatal(rec, tmp_path):
     assert s.images == 3 and len(s.failed) == 1
 
 
+def test_a_decoder_failing_on_one_file_is_recorded_not_fatal(rec, tmp_path, monkeypatch):
+    from ferkit.apps import predict as P
+
+    for name in ("a.png", "b.tif", "c.png"):
+        noise(tmp_path / name)
+    real = P.read_image
+
+    def read(path):
+        if path.endswith(".tif"):
+            raise IndexError("list index out of range")  # as a buggy decoder might on a malformed file
+        return real(path)
+
+    monkeypatch.setattr(P, "read_image", read)
+    s = predict_files([tmp_path], out=tmp_path / "o", recognizer=rec, detect=False, progress=False)
+    assert [r.get("error") for r in jsonl(tmp_path / "o")] == [
+        None, "cannot be read (IndexError: list index out of range)", None]
+    assert s.images == 2 and len(s.failed) == 1
+
+
 def test_annotated_image_that_cannot_be_written_keeps_its_faces_and_an_error(rec, tmp_path):
     stem = "x" * 251  # x...x.png is 255 bytes; its annotated name x...x.jpg fits, x...x_2.jpg does not
     for folder in ("a", "b"):

@@ -191,8 +191,10 @@ def _read(file: str) -> Any:
         return read_image(file)
     except ImageError as exc:
         return exc
-    except OSError as exc:  # a name over 255 bytes, a folder that cannot be entered...
+    except OSError as exc:  # a name over 255 bytes...
         return ImageError(file, f"cannot be read ({exc.strerror or exc})", "unreadable")
+    except Exception as exc:  # a decoder's own failure on a malformed file
+        return ImageError(file, f"cannot be read ({type(exc).__name__}: {exc})", "unreadable")
 
 
 def _recognise(rec: Recognizer, images: list[Any], detect: bool) -> list[Any]:
