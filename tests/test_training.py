@@ -291,3 +291,33 @@ def test_tensorboard_logs_every_epoch_once_across_a_resume(tmp_path, toy, monkey
     events = acc.Scalars("val/acc")
     assert [e.step for e in events] == [1, 2, 3]
     assert [round(e.value, 5) for e in events] == [round(float(x["val_acc"]), 5) for x in metrics_rows(r.run_dir)]
+
+
+def test_random_crop_cuts_an_unscaled_window_inside_the_image():
+    """--crop: each output is a PX x PX window of its own image at the image's scale, anywhere inside it."""
+    from ferkit.data.augment import AugmentConfig, augment_batch
+
+    rows, cols = torch.meshgrid(torch.arange(48.0), torch.arange(48.0), indexing="ij")
+    ramps = torch.stack([rows, cols]).expand(32, 2, 48, 48)  # bilinear sampling reproduces a ramp exactly
+    out = augment_batch(ramps, AugmentConfig(0, 0, 0, 0, 0, 0, crop=40), torch.Generator().manual_seed(0))
+    assert out.shape == (32, 2, 40, 40)
+    top, left = out[:, 0, 0, 0], out[:, 1, 0, 0]
+    assert torch.allclose(out[:, 0], top.view(-1, 1, 1) + rows[:40, :40], atol=1e-3)  # one row a pixel, unrotated
+    assert torch.allclose(out[:, 1], left.view(-1, 1, 1) + cols[:40, :40], atol=1e-3)
+    assert (top >= -1e-3).all() and (top <= 8 + 1e-3).all() and (left >= -1e-3).all() and (left <= 8 + 1e-3).all()
+    assert top.std() > 1 and left.std() > 1  # the window moves from image to image
+    with pytest.raises(ValueError, match="larger than"):
+        augment_batch(ramps, AugmentConfig(crop=50), torch.Generator())
+
+
+def test_crop_training_validates_and_saves_full_size_models(tmp_path, toy):
+    run = train(dataset=toy, project=str(tmp_path), progress=False, augment={"crop": 40}, **FAST)
+    model, ckpt = model_from_checkpoint(run.run_dir / "best.pt")
+    assert ckpt["config"]["augment"]["crop"] == 40 and ckpt["input_size"] == 48
+    assert predict_proba(model, toy.split("test").images, ckpt["mean"], ckpt["std"]).shape == (len(toy.split("test")), 7)
+
+
+def test_amp_is_refused_on_the_cpu(tmp_path, toy):
+    with pytest.raises(ValueError, match="needs CUDA"):
+        Trainer(TrainConfig(model="resnet_s", data="toy", amp=True, device="cpu", project=str(tmp_path)), dataset=toy,
+                progress=False)

@@ -18,6 +18,11 @@ class AugmentConfig:
     zoom: float = 0.1  # max zoom in or out, fraction
     contrast: float = 0.2  # max contrast change, fraction
     erase: float = 0.25  # probability of random erasing (one rectangle)
+    crop: int = 0  # side of a random square crop taken in the same resampling (fewer MACs per image); 0 = off
+
+    def __post_init__(self) -> None:
+        if self.crop < 0:
+            raise ValueError("crop must be >= 0 (0 = no crop)")
 
     @classmethod
     def none(cls) -> "AugmentConfig":
@@ -29,20 +34,30 @@ def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tenso
 
 
 def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> torch.Tensor:
-    """Augment a float batch (N, C, H, W) with per-image random flip, shift, rotation, zoom
-    (one affine resampling), contrast and random erasing. Draws only from ``g`` (a CPU generator),
-    so a run is reproducible on any device."""
-    n, _, h, w = x.shape
+    """Augment a float batch (N, C, H, W) with per-image random flip, shift, rotation, zoom and
+    crop (one affine resampling; with ``cfg.crop`` the output is (N, C, crop, crop), cut at a
+    random place at the image's own scale), contrast and random erasing. Draws only from ``g``
+    (a CPU generator), so a run is reproducible on any device."""
+    n, c, h, w = x.shape
     dev = x.device
+    if cfg.crop > min(h, w):
+        raise ValueError(f"crop {cfg.crop} is larger than the {h}x{w} images")
+    out_h, out_w = (cfg.crop, cfg.crop) if cfg.crop else (h, w)
     angle = _uniform(n, -cfg.rotate, cfg.rotate, g) * (math.pi / 180)
     scale = 1.0 / _uniform(n, 1 - cfg.zoom, 1 + cfg.zoom, g)
     flip = torch.where(torch.rand(n, generator=g) < cfg.flip, -1.0, 1.0)
     tx, ty = (_uniform(n, -cfg.shift, cfg.shift, g) * 2 for _ in range(2))
-    if cfg.rotate or cfg.zoom or cfg.shift or cfg.flip:
+    if cfg.crop:  # the crop's centre, anywhere that keeps it inside the image
+        tx = tx + _uniform(n, -1, 1, g) * (1 - out_w / w)
+        ty = ty + _uniform(n, -1, 1, g) * (1 - out_h / h)
+    if cfg.rotate or cfg.zoom or cfg.shift or cfg.flip or cfg.crop:
         cos, sin = torch.cos(angle) * scale, torch.sin(angle) * scale
-        theta = torch.stack([torch.stack([cos * flip, -sin, tx], 1), torch.stack([sin * flip, cos, ty], 1)], 1)
-        grid = F.affine_grid(theta.to(dev, x.dtype), list(x.shape), align_corners=False)
+        sx, sy = out_w / w, out_h / h
+        theta = torch.stack([torch.stack([cos * flip * sx, -sin * sy, tx], 1),
+                             torch.stack([sin * flip * sx, cos * sy, ty], 1)], 1)
+        grid = F.affine_grid(theta.to(dev, x.dtype), [n, c, out_h, out_w], align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+        h, w = out_h, out_w
     if cfg.contrast:
         factor = _uniform(n, 1 - cfg.contrast, 1 + cfg.contrast, g).view(n, 1, 1, 1).to(dev, x.dtype)
         mean = x.mean(dim=(1, 2, 3), keepdim=True)

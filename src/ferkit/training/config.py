@@ -50,6 +50,7 @@ class TrainConfig:
     tensorboard: bool = False  # also log every epoch's metrics to <run>/tensorboard (needs ferkit[tensorboard])
     dropout: float | None = None  # every Dropout layer's rate; None keeps the model's own
     sync_bn: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
+    amp: bool = False  # CUDA only: bf16 autocast in the training step (no bf16 hardware on common CPUs: far slower)
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, dict):
