@@ -102,6 +102,19 @@ def test_evaluate_maps_ferplus_labels_onto_a_fer2013_model(trained, tmp_path):
     assert "5 rows of Contempt left out" in res.report.read_text()
 
 
+def test_reports_on_another_label_set_get_their_own_folder(trained):
+    """`--labels ferplus` and the model's own labels no longer write into one report folder."""
+    data, run = trained
+    test_key = data.roles["test"]
+    other = replace(data, classes=FERPLUS_CLASSES)
+    own = evaluate(run.run_dir / "best.pt", data=data, split="test", progress=False)
+    ferplus = evaluate(run.run_dir / "best.pt", data=other, split="test", labels="ferplus", progress=False)
+    same = evaluate(run.run_dir / "best.pt", data=data, split="test", labels="fer2013", progress=False)
+    assert own.out_dir == same.out_dir == run.run_dir / f"eval-{test_key}"
+    assert ferplus.out_dir == run.run_dir / f"eval-{test_key}-ferplus"
+    assert (own.out_dir / "metrics.json").exists() and (ferplus.out_dir / "metrics.json").exists()
+
+
 def test_shipped_model_on_ferplus_privatetest(fer2013_path, tmp_path):
     """FER+ majority labels (Microsoft's re-labelling of FER2013) for the shipped FER2013 model."""
     if not (fer2013_path.parent / "fer2013new.csv").exists():

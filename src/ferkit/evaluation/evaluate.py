@@ -39,8 +39,10 @@ def _member_name(checkpoint: Path) -> str:
     return run_dir.name if (run_dir / "config.json").exists() else checkpoint.stem
 
 
-def _default_out(checkpoints: list[Path], split: str, tta: str, dedup: bool) -> Path:
-    name = "eval-" + split + (f"-{tta}" if tta != "none" else "") + ("-dedup" if dedup else "")
+def _default_out(checkpoints: list[Path], split: str, tta: str, dedup: bool, label_set: str | None = None) -> Path:
+    """``eval-<split>[-<label set>][-<tta>][-dedup]``; the label set is named when it is not the model's own."""
+    name = ("eval-" + split + (f"-{label_set}" if label_set else "") + (f"-{tta}" if tta != "none" else "")
+            + ("-dedup" if dedup else ""))
     if len(checkpoints) > 1:
         members = "+".join(_member_name(c) for c in checkpoints)
         if len(members) > 100:  # keep the folder name short; the hash tells the member lists apart
@@ -78,8 +80,10 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
     dev = setup_device(device)
     models = [model_from_checkpoint(c)[0].to(dev) for c in ckpts]
     cfg = ckpt.get("config", {})
+    own_labels = cfg.get("labels", "fer2013")
+    other_labels = labels if labels and labels != own_labels else None
     dataset = data if isinstance(data, FERDataset) else load_dataset(
-        data, labels=labels or cfg.get("labels", "fer2013"), ferplus=ferplus, val_fraction=cfg.get("val_fraction", 0.1),
+        data, labels=labels or own_labels, ferplus=ferplus, val_fraction=cfg.get("val_fraction", 0.1),
         seed=cfg.get("seed", 0), skip_bad_rows=skip_bad_rows, progress=progress)
     classes = list(ckpt["classes"])
     s = dataset.split(split)
@@ -105,7 +109,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
                     "checkpoint": [str(p) for p in paths] if ensemble else str(paths[0]),
                     "model": [c["model"] for c in ckpts] if ensemble else ckpt["model"],
                     "epoch": [c.get("epoch") for c in ckpts] if ensemble else ckpt.get("epoch")})
-    out_dir = Path(out) if out else _default_out(paths, s.name, tta, dedup)
+    out_dir = Path(out) if out else _default_out(paths, s.name, tta, dedup, other_labels)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "classification_report.txt").write_text(metrics["classification_report"])
