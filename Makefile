@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench-peers clean
+.PHONY: venv demo test test-slow bench-peers gpu-pack gpu-train clean
 
 venv: $(STAMP)
 
@@ -28,6 +28,14 @@ bench-peers: venv
 	.venv-peers/bin/pip install -q --no-deps fer==25.10.3
 	.venv-peers/bin/pip install -q tensorflow "opencv-contrib-python<5" pandas requests tqdm "moviepy<2" ffmpeg-python matplotlib pillow
 	$(BIN)/python benchmarks/inference_speed.py --fer-python .venv-peers/bin/python
+
+# The accuracy campaign on a GPU machine (tools/gpu_campaign.py): `make gpu-pack` here once, then run
+# `make gpu-train` there from the repository root with carry/ carried; results land in $OUT.
+gpu-pack: venv
+	$(BIN)/python tools/gpu_campaign.py pack ../shared/data/fer2013.csv.gz carry/fer2013.npz.xz
+
+gpu-train:
+	PYTHONPATH=src PYTHONUNBUFFERED=1 python3 tools/gpu_campaign.py train carry/fer2013.npz.xz --out $${OUT:-runs/gpu-out} --budget-min 7
 
 clean:
 	rm -rf $(VENV) .venv-peers runs .pytest_cache
