@@ -165,7 +165,7 @@ def _decode(source: Path | io.BytesIO, name: str | Path, max_pixels: int, format
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 im.load()
-                im = ImageOps.exif_transpose(im)
+                ImageOps.exif_transpose(im, in_place=True)  # no copy of the whole image
             return _to_rgb(im)
     except ImageError:
         raise
