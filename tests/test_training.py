@@ -321,3 +321,29 @@ def test_amp_is_refused_on_the_cpu(tmp_path, toy):
     with pytest.raises(ValueError, match="needs CUDA"):
         Trainer(TrainConfig(model="resnet_s", data="toy", amp=True, device="cpu", project=str(tmp_path)), dataset=toy,
                 progress=False)
+
+
+def test_demo_train_can_run_again(tmp_path, monkeypatch):
+    """`ferkit demo --train` twice: the second run takes the next free folder (explicit taken names are refused)."""
+    import types
+
+    import ferkit.evaluation
+    import ferkit.training
+    from ferkit.demo import demo_train
+
+    folders = []
+
+    def fake_train(**cfg):
+        run_dir = tmp_path / cfg["name"]
+        run_dir.mkdir()
+        folders.append(run_dir.name)
+        return types.SimpleNamespace(run_dir=run_dir)
+
+    def fake_evaluate(path, **kw):
+        return types.SimpleNamespace(metrics={"accuracy": 0.5, "macro_f1": 0.5}, report=path.parent / "report.html")
+
+    monkeypatch.setattr(ferkit.training, "train", fake_train)
+    monkeypatch.setattr(ferkit.evaluation, "evaluate", fake_evaluate)
+    demo_train(tmp_path)
+    demo_train(tmp_path)
+    assert folders == ["demo-train", "demo-train2"]

@@ -34,10 +34,12 @@ def demo_train(project: Path = Path("runs")) -> Path:
     """Train ``resnet_s`` for a few epochs on synthetic faces, evaluate it; return the report path."""
     from .evaluation import evaluate
     from .training import train
+    from .training.trainer import next_run_dir
 
     data = synthetic_dataset(per_class=(100, 25, 25), seed=0)
     print("ferkit demo --train: 7 classes of synthetic cartoon faces (FER2013 is not needed for the demo)")
-    result = train(model="resnet_s", data="synthetic", dataset=data, project=str(project), name="demo-train", epochs=6,
+    result = train(model="resnet_s", data="synthetic", dataset=data, project=str(project),
+                   name=next_run_dir(project, None, "demo-train").name, epochs=6,
                    batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle")
     res = evaluate(result.run_dir / "best.pt", data=data, split="test", progress=False)
     m = res.metrics
