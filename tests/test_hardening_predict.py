@@ -107,18 +107,18 @@ def test_one_image_that_fails_recognition_is_recorded_not_fatal(rec, tmp_path):
 
 
 def test_a_decoder_failing_on_one_file_is_recorded_not_fatal(rec, tmp_path, monkeypatch):
-    from ferkit.apps import predict as P
+    from ferkit.apps import predict_worker as W
 
     for name in ("a.png", "b.tif", "c.png"):
         noise(tmp_path / name)
-    real = P.read_image
+    real = W.read_image
 
     def read(path):
         if path.endswith(".tif"):
             raise IndexError("list index out of range")  # as a buggy decoder might on a malformed file
         return real(path)
 
-    monkeypatch.setattr(P, "read_image", read)
+    monkeypatch.setattr(W, "read_image", read)
     s = predict_files([tmp_path], out=tmp_path / "o", recognizer=rec, detect=False, progress=False)
     assert [r.get("error") for r in jsonl(tmp_path / "o")] == [
         None, "cannot be read (IndexError: list index out of range)", None]

@@ -35,11 +35,11 @@ import torch
 
 from ferkit.data.dataset import FER2013_ROLES, FERDataset, Split, load_dataset
 from ferkit.data.labels import FER2013_CLASSES
-from ferkit.evaluation.predict import TTA_MODES, ensemble_proba, predict_proba
+from ferkit.core.predict import TTA_MODES, ensemble_proba, predict_proba
 from ferkit.models import create_model
 from ferkit.training import TrainConfig, Trainer, model_from_checkpoint
-from ferkit.training.checkpoint import save_half
-from ferkit.training.cpu import setup_device
+from ferkit.core.checkpoint import save_half
+from ferkit.core.device import setup_device
 
 USAGE_NAMES = tuple(FER2013_ROLES.values())  # Training, PublicTest, PrivateTest
 XZ_FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]

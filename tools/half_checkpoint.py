@@ -5,7 +5,7 @@
 
 import sys
 
-from ferkit.training.checkpoint import save_half
+from ferkit.core.checkpoint import save_half
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:

@@ -5,7 +5,7 @@ The functions mirror the CLI: ``ferkit.train`` = ``ferkit train``, ``ferkit.eval
 ``ferkit data-report``, ``ferkit.list_models`` = ``ferkit models``; ``ferkit.Recognizer`` for photos in code.
 """
 
-__version__ = "0.1.0"
+from .version import __version__
 
 from .data import FER2013_CLASSES, FERPLUS_CLASSES, DataError, FERDataset, load_dataset
 from .data.report import data_report

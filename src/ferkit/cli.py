@@ -14,7 +14,7 @@ from pathlib import Path
 from .data.augment import AugmentConfig
 from .data.dataset import LABEL_SETS
 from .errors import FerkitError
-from .evaluation.predict import TTA_MODES
+from .core.predict import TTA_MODES
 from .training.config import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES
 
 EPILOG = "Honest protocol: train on Training, select on PublicTest, report PrivateTest once."

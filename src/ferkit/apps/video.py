@@ -21,7 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ..inference.draw import annotate
-from ..inference.recognizer import Recognizer, VideoFrame, open_capture, opencv_path
+from ..inference.capture import VideoFrame, open_capture, opencv_path
+from ..inference.recognizer import Recognizer
 
 
 MISSING_FRAMES_S = 1.0  # declared frames a file may lack and still be sound: Matroska and WebM declare an estimate

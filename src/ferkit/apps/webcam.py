@@ -9,7 +9,8 @@ import sys
 from pathlib import Path
 
 from ..inference.draw import annotate
-from ..inference.recognizer import Recognizer, VideoFrame
+from ..inference.capture import VideoFrame
+from ..inference.recognizer import Recognizer
 from .video import VideoSummary, video_file
 
 

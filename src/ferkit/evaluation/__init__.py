@@ -2,6 +2,6 @@
 
 from .evaluate import EvaluationResult, evaluate
 from .metrics import classification_metrics
-from .predict import TTA_MODES, predict_proba
+from ..core.predict import TTA_MODES, predict_proba
 
 __all__ = ["EvaluationResult", "TTA_MODES", "classification_metrics", "evaluate", "predict_proba"]

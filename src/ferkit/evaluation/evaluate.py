@@ -17,11 +17,11 @@ import numpy as np
 from ..data.dataset import FERDataset, load_dataset
 from ..data.labels import label_map
 from ..data.duplicates import deduplicated
-from ..training.checkpoint import load_checkpoint, model_from_checkpoint
-from ..training.cpu import setup_device
+from ..core.checkpoint import load_checkpoint, model_from_checkpoint
+from ..core.device import setup_device
+from ..core.predict import ensemble_proba
 from . import plots
 from .metrics import classification_metrics
-from .predict import ensemble_proba
 
 
 @dataclass

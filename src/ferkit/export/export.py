@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import FERDataset, load_dataset
-from ..evaluation.predict import predict_proba
-from ..training.checkpoint import load_checkpoint, model_from_checkpoint
+from ..core.checkpoint import load_checkpoint, model_from_checkpoint
+from ..core.predict import predict_proba
 from .onnx import export_onnx
 
 FORMATS = ("onnx", "tflite")
@@ -33,7 +33,7 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
         raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
     if format == "tflite" and int8:
         raise ValueError("--int8 is for ONNX; the TFLite export is fp32")
-    from ..inference.classifier import EmotionClassifier
+    from ..core.classifier import EmotionClassifier
     from .tflite import export_tflite, tflite_predict_proba
 
     ckpt = load_checkpoint(checkpoint)

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import __version__
-from ..training.checkpoint import model_from_checkpoint
+from ..core.checkpoint import model_from_checkpoint
+from ..version import __version__
 
 INPUT, OUTPUT = "faces", "probs"
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..training.checkpoint import model_from_checkpoint
+from ..core.checkpoint import model_from_checkpoint
 from .onnx import ExportWrapper
 
 NEEDS = "--format tflite needs litert-torch: pip install 'ferkit[tflite]'"

@@ -1,6 +1,6 @@
 """Inference: read images, detect faces, crop, classify with ONNX Runtime, draw the results."""
 
-from .classifier import EmotionClassifier, default_model_path
+from ..core.classifier import EmotionClassifier, default_model_path
 from .detect import HaarDetector, create_detector
 from .images import ImageError, as_rgb, decode_image, read_image
 from .recognizer import Face, Recognizer

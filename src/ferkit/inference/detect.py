@@ -11,24 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from .runtime import cpu_session
-
-Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
-
-
-@dataclass
-class Detection:
-    box: Box
-    score: float
-    landmarks: np.ndarray | None = None  # (K, 2) pixels; BlazeFace: left eye, right eye (as seen), nose, mouth, ears
-
+from ..core.runtime import cpu_session
+from .faces import Box, Detection
 
 class HaarDetector:
     """OpenCV Haar cascade. ``min_neighbors`` trades misses for false positives; images larger than

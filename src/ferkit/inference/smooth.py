@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .detect import Box
-from .recognizer import Face
+from .faces import Box, Face, TrackedFace
 
 
 def iou(a: Box, b: Box) -> float:
@@ -27,12 +26,6 @@ class _Track:
     box: Box
     probs: np.ndarray
     missed: int = 0
-
-
-@dataclass
-class TrackedFace(Face):
-    track: int = -1  # the same number for the same face across frames
-    raw_probs: dict[str, float] | None = None  # this frame's probabilities before smoothing
 
 
 class FaceTracker:

@@ -1,6 +1,6 @@
 """Training: configuration, optimizers and schedules, the loop, checkpoints."""
 
-from .checkpoint import load_checkpoint, model_from_checkpoint
+from ..core.checkpoint import load_checkpoint, model_from_checkpoint
 from .config import TrainConfig
 from .trainer import TrainResult, Trainer, train
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..data.augment import AugmentConfig
-from ..evaluation.predict import TTA_MODES
+from ..core.predict import TTA_MODES
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "onecycle", "plateau", "exponential", "none")

@@ -36,12 +36,12 @@ from tqdm import tqdm
 
 from ..data.augment import augment_batch, mixup
 from ..data.dataset import FERDataset, Split, load_dataset
-from ..evaluation.predict import ensemble_proba, predict_proba, to_input
+from ..core.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_atomic
+from ..core.device import resolve_device, setup_device
+from ..core.predict import ensemble_proba, predict_proba, to_input
 from ..models.registry import count_parameters, create_model
-from .checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_atomic
 from . import distributed
 from .config import TrainConfig
-from .cpu import resolve_device, setup_device
 from .distributed import DistInfo
 from .optim import Schedule, build_optimizer
 
