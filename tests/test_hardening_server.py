@@ -25,7 +25,7 @@ import uvicorn  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 
 from ferkit.apps.predict import recognise_batch  # noqa: E402
-from ferkit.apps.server import Limits, create_app  # noqa: E402
+from ferkit.apps.server import Limits, create_app, uvicorn_config  # noqa: E402
 from ferkit.demo import demo_photo  # noqa: E402
 from ferkit.inference import Recognizer, decode_image, read_image  # noqa: E402
 from ferkit.inference import images  # noqa: E402
@@ -88,7 +88,7 @@ def live_server(limits: Limits) -> Iterator[int]:
     """``ferkit serve``'s app under uvicorn in a thread, on a free loopback port (yielded)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(limits=limits), log_config=None, timeout_graceful_shutdown=2))
+    server = uvicorn.Server(uvicorn_config(create_app(limits=limits), log_config=None, timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     for _ in range(200):
@@ -219,6 +219,25 @@ def test_stalled_and_trickled_bodies_get_408_and_are_closed():
                 s.sendall(_raw_post("/v1/predict", start_of_body + bytes(60_000), port, chunked=chunked))
                 answer = _answer_until_closed(s, 3)
             assert answer.startswith(b"HTTP/1.1 413") and b"connection: close" in answer.lower(), answer
+
+
+def test_missing_slow_and_idle_request_heads_are_closed():
+    """uvicorn times no request head; with ``head_s`` 0.5 s, a connection that sends nothing, half a
+    head, a head a byte at a time, or nothing after an answer (kept alive) is closed after 0.5 s."""
+    with live_server(Limits(head_s=0.5)) as port:
+        connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        nothing, half, trickle, answered = connections
+        half.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        answered.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        start = time.perf_counter()
+        assert _answer_until_closed(trickle, 3, trickle=True) == b""
+        assert _answer_until_closed(nothing, 3) == _answer_until_closed(half, 3) == b""
+        assert _answer_until_closed(answered, 3).startswith(b"HTTP/1.1 200")
+        assert time.perf_counter() - start < 2  # uvicorn alone: the first three never, the last after 5 s
+        for c in connections:
+            c.close()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}") as http:  # a client that asks in time is served
+            assert [http.get("/healthz").status_code for _ in range(3)] == [200] * 3
 
 
 def test_filename_star_uploads_are_files(client, photo):

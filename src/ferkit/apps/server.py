@@ -6,7 +6,7 @@
 - ``GET /``: the web page (photo upload, webcam, the Best Actor game), no asset from outside the server
 
 Uploads are checked before the model sees them: a request-size cap (also for chunked bodies), time
-limits for a body to arrive, a per-image size cap, a pixel cap per image and per request, a scan cap
+limits for a request's head and body to arrive, a per-image size cap, a pixel cap per image and per request, a scan cap
 for progressive JPEGs, a time limit per decode, and the format sniffed from the bytes (JPEG, PNG,
 WebP, BMP, GIF, TIFF), never from the file name or content type. Bad input gets a 4xx JSON error
 ``{"error": {"code": ..., "message": ...}}``; inference runs in worker threads, off the event loop,
@@ -15,7 +15,9 @@ one image at a time, and stops when the client goes away.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import h11
 import numpy as np
+import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
@@ -36,6 +40,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..inference import ImageError, Recognizer, decode_image
 from ..inference.detect import DEFAULT_DETECTOR
@@ -60,6 +65,7 @@ class Limits:
     max_request_bytes: int = 64 * MiB
     body_idle_s: float = 15.0  # most seconds without a byte of the request body
     body_s: float = 120.0  # most seconds for the whole request body
+    head_s: float = 20.0  # most seconds for a request's head, from the connection's start or its last answer
 
 
 class ApiError(Exception):
@@ -122,6 +128,56 @@ class BodyGuard:
 
     def _too_large(self) -> str:
         return f"the request is over the limit of {self.limits.max_request_bytes / MiB:g} MiB"
+
+
+class HeadTimeoutH11(H11Protocol):
+    """uvicorn's h11 protocol that closes a connection which has not sent a whole request head (request
+    line and headers) ``head_s`` after it opened or after its last answer: uvicorn times neither, so a
+    client sending nothing, or its headers a byte at a time, kept its connection for ever."""
+
+    def __init__(self, *args: Any, head_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.head_s = head_s
+        self.head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._time_head()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        self._time_head()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._time_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.head_timer is not None:
+            self.head_timer.cancel()
+        super().connection_lost(exc)
+
+    def _time_head(self) -> None:
+        """Run the timer while the client owes a request head (h11's IDLE), from the moment it began
+        to owe it (bytes arriving do not restart it); stop it once the head is in."""
+        if self.conn.their_state is not h11.IDLE:
+            if self.head_timer is not None:
+                self.head_timer.cancel()
+                self.head_timer = None
+        elif self.head_timer is None and not self.transport.is_closing():
+            self.head_timer = self.loop.call_later(self.head_s, self._head_timeout)
+
+    def _head_timeout(self) -> None:
+        self.head_timer = None
+        if self.conn.their_state is h11.IDLE:
+            self.transport.close()
+
+
+def uvicorn_config(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for ``app`` (from :func:`create_app`): its ``head_s`` limit on request
+    heads (:class:`HeadTimeoutH11`); ``options`` go to ``uvicorn.Config``."""
+    http = functools.partial(HeadTimeoutH11, head_s=app.state.limits.head_s)
+    return uvicorn.Config(app, host=host, port=port, http=http, **options)  # type: ignore[arg-type]
 
 
 class _FormParser(MultiPartParser):
@@ -337,6 +393,4 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
 
 def serve(host: str = "127.0.0.1", port: int = 8000, **app_options: Any) -> None:
     """Run the server with uvicorn until interrupted."""
-    import uvicorn
-
-    uvicorn.run(create_app(**app_options), host=host, port=port, log_level="info")
+    uvicorn.Server(uvicorn_config(create_app(**app_options), host, port, log_level="info")).run()
