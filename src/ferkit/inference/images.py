@@ -39,9 +39,9 @@ def _to_rgb(im: Image.Image) -> np.ndarray:
         grey = np.clip(a * (255.0 / top), 0, 255).astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if im.mode == "F":
-        a = np.nan_to_num(np.asarray(im, dtype=np.float64))
+        a = np.nan_to_num(np.asarray(im, dtype=np.float32))
         top = 1.0 if a.size and a.max() <= 1.0 else 255.0  # floats in 0..1 (as scientific TIFFs have) are scaled
-        grey = np.clip(a * (255.0 / top), 0, 255).round().astype(np.uint8)
+        grey = np.clip(a * np.float32(255.0 / top), 0, 255).round().astype(np.uint8)
         return np.repeat(grey[..., None], 3, axis=2)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
