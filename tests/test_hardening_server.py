@@ -121,6 +121,22 @@ def test_jpeg_with_too_many_scans_is_refused_before_decoding(client):
     assert info.value.code == "too_many_scans"
 
 
+def test_scans_of_a_multi_picture_jpeg_are_counted():
+    """A multi-picture JPEG (MPO, as phones write; Pillow opens it as JPEG) is counted too: its first
+    picture's scans."""
+    buf = io.BytesIO()
+    Image.new("RGB", (1500, 1500), (120, 130, 140)).save(buf, "MPO", save_all=True, progressive=True,
+                                                         append_images=[Image.new("RGB", (64, 64))])
+    data = buf.getvalue()
+    assert decode_image(data).shape == (1500, 1500, 3)
+    end = data.find(b"\xff\xd9")
+    bomb = data[:end] + data[data.rfind(b"\xff\xda", 0, end):end] * 2000 + data[end:]  # about 8 s to decode
+    with Image.open(io.BytesIO(bomb)) as im:
+        assert im.format == "MPO"
+    with pytest.raises(images.ImageError, match="scans"):
+        decode_image(bomb)
+
+
 def test_scan_count_starts_at_the_first_real_scan(tmp_path):
     """Pillow's progressive JPEG has 10 scans; SOS bytes in a comment before the first scan are not
     scans; a file on disk is counted alike."""

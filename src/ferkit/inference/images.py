@@ -139,7 +139,7 @@ def _check_cost(im: Image.Image, name: str | Path, max_pixels: int, max_scans: i
     """Refuse an opened image over ``max_pixels``, or a JPEG with more than ``max_scans`` scans."""
     if im.width * im.height > max_pixels:
         raise ImageError(name, f"{im.width}x{im.height} pixels is over the limit of {max_pixels:,}", "too_many_pixels")
-    if im.format == "JPEG":  # Pillow's header parser stops right after the first SOS marker
+    if im.format in ("JPEG", "MPO"):  # Pillow's header parser stops right after the first SOS marker
         position = im.fp.tell()
         if (scans := jpeg_scans(im.fp, position, max_scans)) > max_scans:
             raise ImageError(name, f"over {max_scans} scans ({scans:,} counted): each is a pass over the "
