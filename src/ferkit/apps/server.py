@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -61,6 +62,7 @@ class Limits:
     max_request_pixels: int = 200_000_000  # all the images of a request together (16 12-megapixel photos fit)
     max_jpeg_scans: int = MAX_SCANS
     max_decode_s: float = 5.0  # per image; checked between reads of its bytes (at most 64 KiB each)
+    max_decode_reads: int = 100_000  # per image (legitimate files need at most a few thousand)
     max_batch_files: int = 16
     max_request_bytes: int = 64 * MiB
     body_idle_s: float = 15.0  # most seconds without a byte of the request body
@@ -292,13 +294,17 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
 
     def checker(name: str) -> Callable[[], None]:
         """A check for one decode: raises once the client has gone (the task waiting for this thread
-        is cancelled) or the decode is over ``max_decode_s``."""
-        deadline = time.monotonic() + limits.max_decode_s
+        is cancelled), or the decode is over ``max_decode_s`` or ``max_decode_reads`` (Pillow parses
+        a JPEG's segments in Python, a few reads each: 10 MB of empty ones took 7 s)."""
+        deadline, reads = time.monotonic() + limits.max_decode_s, itertools.count(1)
 
         def check() -> None:
             anyio.from_thread.check_cancelled()
             if time.monotonic() > deadline:
                 raise ImageError(name, f"took over {limits.max_decode_s:g} s to decode", "too_slow")
+            if next(reads) > limits.max_decode_reads:
+                raise ImageError(name, f"needs over {limits.max_decode_reads:,} reads of its bytes to decode "
+                                       "(a flood of tiny segments)", "too_slow")
         return check
 
     def decode(name: str, data: bytes, pixels_left: int) -> np.ndarray:
