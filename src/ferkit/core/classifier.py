@@ -1,4 +1,4 @@
-"""Classify 48x48 grey faces with an exported ONNX model on ONNX Runtime."""
+"""Classify grey face crops (48x48 for FER2013 models) with an exported ONNX model on ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -29,8 +29,16 @@ def _class_list(path: Path, text: str) -> tuple[str, ...]:
     return tuple(classes)
 
 
+def _input_size(path: Path, shape: list) -> int:
+    """S of a ferkit model's input shape (batch, 1, S, S)."""
+    if len(shape) != 4 or shape[1] != 1 or not isinstance(shape[2], int) or shape[2] != shape[3]:
+        raise ModelError(path, f"not a ferkit ONNX model (its input is {shape}, not grey square faces (N, 1, S, S))")
+    return shape[2]
+
+
 class EmotionClassifier:
-    """``EmotionClassifier(path).predict_proba(faces)``: faces are uint8 (N, 48, 48) grey crops."""
+    """``EmotionClassifier(path).predict_proba(faces)``: faces are uint8 (N, S, S) grey crops, S being
+    the model's ``input_size`` (read from its input shape)."""
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
         self.path = Path(model) if model else default_model_path()
@@ -42,13 +50,16 @@ class EmotionClassifier:
             raise ModelError(self.path, "not a ferkit ONNX model (no class list in its metadata); use `ferkit export`")
         self.classes: tuple[str, ...] = _class_list(self.path, meta["classes"])
         self.metadata = dict(meta)
-        self.input_name = self.session.get_inputs()[0].name
+        model_input = self.session.get_inputs()[0]
+        self.input_name = model_input.name
+        self.input_size: int = _input_size(self.path, model_input.shape)
 
     def predict_proba(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Probabilities (N, C) for uint8 grey faces (N, 48, 48)."""
+        """Probabilities (N, C) for uint8 grey faces (N, S, S), S = ``input_size``."""
         faces = np.asarray(faces)
-        if faces.ndim != 3 or faces.shape[1:] != (48, 48):
-            raise ValueError(f"faces must be (N, 48, 48) grey crops, got shape {faces.shape}")
+        size = self.input_size
+        if faces.ndim != 3 or faces.shape[1:] != (size, size):
+            raise ValueError(f"faces must be (N, {size}, {size}) grey crops, got shape {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         x = faces.astype(np.float32)[:, None]

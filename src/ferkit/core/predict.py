@@ -1,14 +1,15 @@
-"""Batched class probabilities for arrays of 48x48 faces, with optional test-time augmentation."""
+"""Batched class probabilities for arrays of grey faces (48x48 for FER2013), with optional test-time augmentation."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .checkpoint import Checkpoint
 
 TTA_MODES = ("none", "flip", "tencrop")
 
@@ -60,8 +61,8 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float,
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def ensemble_proba(members: Sequence[tuple[nn.Module, dict[str, Any]]], images: np.ndarray, tta: str = "none",
+def ensemble_proba(members: Sequence[tuple[nn.Module, Checkpoint]], images: np.ndarray, tta: str = "none",
                    device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
     """The mean of the members' probabilities; each member is (model, its checkpoint), whose mean/std it is fed with."""
-    return np.mean([predict_proba(model, images, ckpt["mean"], ckpt["std"], tta=tta, device=device, progress=progress)
+    return np.mean([predict_proba(model, images, ckpt.mean, ckpt.std, tta=tta, device=device, progress=progress)
                     for model, ckpt in members], axis=0)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..data.dataset import FERDataset, load_dataset
+from ..data.dataset import FERDataset
 from ..data.labels import label_map
 from ..data.duplicates import deduplicated
 from ..core.checkpoint import load_checkpoint, model_from_checkpoint
@@ -74,18 +74,14 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
     ckpts = [load_checkpoint(p) for p in paths]
     ckpt = ckpts[0]
     for p, other in zip(paths[1:], ckpts[1:]):
-        if list(other["classes"]) != list(ckpt["classes"]):
-            raise ValueError(f"{p}: classes {list(other['classes'])} differ from {paths[0]}'s {list(ckpt['classes'])}; "
+        if other.classes != ckpt.classes:
+            raise ValueError(f"{p}: classes {other.classes} differ from {paths[0]}'s {ckpt.classes}; "
                              "an ensemble needs models of one label set")
     dev = setup_device(device)
     models = [model_from_checkpoint(c)[0].to(dev) for c in ckpts]
-    cfg = ckpt.get("config", {})
-    own_labels = cfg.get("labels", "fer2013")
-    other_labels = labels if labels and labels != own_labels else None
-    dataset = data if isinstance(data, FERDataset) else load_dataset(
-        data, labels=labels or own_labels, ferplus=ferplus, val_fraction=cfg.get("val_fraction", 0.1),
-        seed=cfg.get("seed", 0), skip_bad_rows=skip_bad_rows, progress=progress)
-    classes = list(ckpt["classes"])
+    other_labels = labels if labels and labels != ckpt.labels else None
+    dataset = ckpt.dataset(data, labels=labels, ferplus=ferplus, skip_bad_rows=skip_bad_rows, progress=progress)
+    classes = ckpt.classes
     s = dataset.split(split)
     if dedup:
         s = s.subset(deduplicated(dataset, split))
@@ -107,8 +103,8 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
     ensemble = len(paths) > 1
     metrics.update({"split": s.name, "tta": tta, "dedup": dedup, "data": dataset.source, "ensemble": ensemble,
                     "checkpoint": [str(p) for p in paths] if ensemble else str(paths[0]),
-                    "model": [c["model"] for c in ckpts] if ensemble else ckpt["model"],
-                    "epoch": [c.get("epoch") for c in ckpts] if ensemble else ckpt.get("epoch")})
+                    "model": [c.model for c in ckpts] if ensemble else ckpt.model,
+                    "epoch": [c.epoch for c in ckpts] if ensemble else ckpt.epoch})
     out_dir = Path(out) if out else _default_out(paths, s.name, tta, dedup, other_labels)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data.dataset import FERDataset, load_dataset
-from ..core.checkpoint import load_checkpoint, model_from_checkpoint
+from ..data.dataset import FERDataset
+from ..core.checkpoint import load_checkpoint
 from ..core.predict import predict_proba
 from .onnx import export_onnx
 
@@ -37,11 +37,7 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     from .tflite import export_tflite, tflite_predict_proba
 
     ckpt = load_checkpoint(checkpoint)
-    cfg = ckpt.get("config", {})
-    if data is None and cfg.get("data") and Path(cfg["data"]).exists():
-        data = cfg["data"]
-    dataset = data if isinstance(data, FERDataset) or data is None else load_dataset(
-        data, labels=cfg.get("labels", "fer2013"), val_fraction=cfg.get("val_fraction", 0.1), seed=cfg.get("seed", 0))
+    dataset = ckpt.dataset(data)
     if int8 and dataset is None:
         raise ValueError("--int8 calibrates on Training images: pass --data (the checkpoint's data set is not found)")
     calibration = None
@@ -60,13 +56,14 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     else:
         path = export_onnx(ckpt, out, int8=int8, calibration=calibration)
         runtime = EmotionClassifier(path).predict_proba
-    model, _ = model_from_checkpoint(ckpt)
-    check = calibration[:256] if calibration is not None else np.random.default_rng(seed).integers(0, 256, (64, 48, 48), dtype=np.uint8)
-    ref = predict_proba(model, check, ckpt["mean"], ckpt["std"])
+    model = ckpt.build_model()
+    size = ckpt.input_size
+    check = calibration[:256] if calibration is not None else np.random.default_rng(seed).integers(0, 256, (64, size, size), dtype=np.uint8)
+    ref = predict_proba(model, check, ckpt.mean, ckpt.std)
     diff = float(np.abs(runtime(check) - ref).max())
     acc_t = acc_o = None
     if dataset is not None:
         val = dataset.split("val")
-        acc_t = float((predict_proba(model, val.images, ckpt["mean"], ckpt["std"]).argmax(1) == val.labels).mean())
+        acc_t = float((predict_proba(model, val.images, ckpt.mean, ckpt.std).argmax(1) == val.labels).mean())
         acc_o = float((runtime(val.images).argmax(1) == val.labels).mean())
     return ExportResult(path, diff, acc_t, acc_o)

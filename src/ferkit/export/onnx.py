@@ -1,7 +1,8 @@
 """ONNX export: fp32, and static int8 calibrated on Training images, for ONNX Runtime.
 
-The exported graph takes grey faces as float32 (N, 1, 48, 48) with values 0..255 and returns class
-probabilities (N, C): normalisation and softmax are inside, so a runtime needs nothing but the file.
+The exported graph takes grey faces as float32 (N, 1, S, S), S the checkpoint's input size (48 for
+FER2013), with values 0..255, and returns class probabilities (N, C): normalisation and softmax are
+inside, so a runtime needs nothing but the file.
 Its metadata names the classes, the model and the checkpoint it came from.
 """
 
@@ -14,14 +15,13 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..core.checkpoint import model_from_checkpoint
+from ..core.checkpoint import Checkpoint
 from ..version import __version__
 
 INPUT, OUTPUT = "faces", "probs"
@@ -40,17 +40,22 @@ class ExportWrapper(nn.Module):
         return F.softmax(self.model(x * self.scale - self.shift), dim=1)
 
 
-def _metadata(ckpt: dict[str, Any], int8: bool) -> dict[str, str]:
-    return {"ferkit_version": __version__, "model": ckpt["model"], "classes": json.dumps(list(ckpt["classes"])),
-            "input": "grey faces float32 (N, 1, 48, 48), values 0..255", "output": "class probabilities (N, C)",
-            "precision": "int8" if int8 else "fp32", "val_acc": str(ckpt.get("val_acc", "")),
-            "train_config": json.dumps(ckpt.get("config", {}))}
+def input_shape(ckpt: Checkpoint, batch: int | str = "N") -> tuple[int | str, int, int, int]:
+    """The exported graph's input: (batch, channels, size, size)."""
+    return batch, ckpt.channels, ckpt.input_size, ckpt.input_size
 
 
-def _export_fp32(ckpt: dict[str, Any], path: Path) -> None:
-    model, _ = model_from_checkpoint(ckpt)
-    wrapper = ExportWrapper(model, ckpt["mean"], ckpt["std"]).eval()
-    example = (torch.zeros(2, 1, 48, 48),)
+def _metadata(ckpt: Checkpoint, int8: bool) -> dict[str, str]:
+    shape = ", ".join(map(str, input_shape(ckpt)))
+    return {"ferkit_version": __version__, "model": ckpt.model, "classes": json.dumps(list(ckpt.classes)),
+            "input": f"grey faces float32 ({shape}), values 0..255", "output": "class probabilities (N, C)",
+            "precision": "int8" if int8 else "fp32", "val_acc": "" if ckpt.val_acc is None else str(ckpt.val_acc),
+            "train_config": json.dumps(ckpt.config)}
+
+
+def _export_fp32(ckpt: Checkpoint, path: Path) -> None:
+    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std).eval()
+    example = (torch.zeros(input_shape(ckpt, 2)),)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)
@@ -93,9 +98,9 @@ def _quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> None:
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
 
 
-def export_onnx(ckpt: dict[str, Any], out: Path, int8: bool = False, calibration: np.ndarray | None = None) -> Path:
+def export_onnx(ckpt: Checkpoint, out: Path, int8: bool = False, calibration: np.ndarray | None = None) -> Path:
     """Export a loaded checkpoint to ``out`` (ONNX). ``int8`` quantises statically; ``calibration``
-    is a uint8 (N, 48, 48) array of Training faces."""
+    is a uint8 (N, S, S) array of Training faces."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if int8 and (calibration is None or len(calibration) == 0):
         raise ValueError("int8 export needs calibration images (Training faces): pass --data")

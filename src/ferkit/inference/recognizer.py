@@ -1,4 +1,5 @@
-"""``Recognizer``: detect faces, crop them to 48x48 grey, classify them with ONNX Runtime."""
+"""``Recognizer``: detect faces, crop them to the classifier's input size (48x48 grey for FER2013
+models), classify them with ONNX Runtime."""
 
 from __future__ import annotations
 
@@ -46,11 +47,11 @@ def align_face(grey: np.ndarray, box: Box, eyes: np.ndarray, size: int = 48) -> 
     return region[m:m + size, m:m + size]
 
 
-def face_crop(grey: np.ndarray, det: Detection, align: bool = True) -> np.ndarray:
-    """The 48x48 grey input for a detection: eye-aligned when the detector gave eyes and ``align``."""
+def face_crop(grey: np.ndarray, det: Detection, align: bool = True, size: int = 48) -> np.ndarray:
+    """The ``size`` x ``size`` grey input for a detection: eye-aligned when the detector gave eyes and ``align``."""
     if align and det.landmarks is not None and len(det.landmarks) >= 2:
-        return align_face(grey, det.box, det.landmarks)
-    return crop_face(grey, det.box)
+        return align_face(grey, det.box, det.landmarks, size)
+    return crop_face(grey, det.box, size)
 
 
 class Recognizer:
@@ -73,7 +74,9 @@ class Recognizer:
     def _faces(self, rgb: np.ndarray, detect: bool) -> tuple[list[Detection], np.ndarray]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
         dets = self.detector.detect(rgb) if detect else [Detection((0, 0, grey.shape[1], grey.shape[0]), 1.0)]
-        crops = np.stack([face_crop(grey, d, self.align) for d in dets]) if dets else np.zeros((0, 48, 48), np.uint8)
+        size = self.classifier.input_size
+        crops = (np.stack([face_crop(grey, d, self.align, size) for d in dets]) if dets
+                 else np.zeros((0, size, size), np.uint8))
         return dets, crops
 
     def _to_faces(self, dets: list[Detection], probs: np.ndarray) -> list[Face]:

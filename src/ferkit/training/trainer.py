@@ -36,7 +36,7 @@ from tqdm import tqdm
 
 from ..data.augment import augment_batch, mixup
 from ..data.dataset import FERDataset, Split, load_dataset
-from ..core.checkpoint import FORMAT, load_checkpoint, model_from_checkpoint, save_atomic
+from ..core.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from ..core.device import resolve_device, setup_device
 from ..core.predict import ensemble_proba, predict_proba, to_input
 from ..models.registry import count_parameters, create_model
@@ -166,8 +166,8 @@ class Trainer:
         cfg = self.cfg
         teachers = [(model.to(self.device), ckpt) for model, ckpt in map(model_from_checkpoint, cfg.teacher)]
         for path, (_, ckpt) in zip(cfg.teacher, teachers):
-            if list(ckpt["classes"]) != list(self.data.classes):
-                raise ValueError(f"teacher {path}: classes {list(ckpt['classes'])} are not the data's {list(self.data.classes)}")
+            if ckpt.classes != list(self.data.classes):
+                raise ValueError(f"teacher {path}: classes {ckpt.classes} are not the data's {list(self.data.classes)}")
         probs = ensemble_proba(teachers, split.images, tta=cfg.teacher_tta, device=self.device, progress=self.progress)
         labels = split.soft if split.soft is not None else np.eye(self.num_classes, dtype=np.float32)[split.labels]
         soft = (1 - cfg.distill) * labels + cfg.distill * probs
@@ -203,9 +203,11 @@ class Trainer:
         return self.ema.module if self.ema is not None else self.model
 
     # ----- checkpoints -----------------------------------------------------------------------
-    def _meta(self) -> dict[str, Any]:
-        return {"format": FORMAT, "model": self.cfg.model, "classes": list(self.data.classes), "input_size": 48,
-                "mean": self.mean, "std": self.std, "config": self.cfg.to_dict()}
+    def _checkpoint(self, module: nn.Module, **fields: Any) -> Checkpoint:
+        """``module``'s weights (on the CPU) with what describes the run, and ``fields``."""
+        return Checkpoint(self.cfg.model, list(self.data.classes), self._state_dict_cpu(module), mean=self.mean,
+                          std=self.std, input_size=int(self.train_split.images.shape[-1]), channels=1,
+                          config=self.cfg.to_dict(), epoch=self.epoch, stage=self.stage, **fields)
 
     @staticmethod
     def _state_dict_cpu(module: nn.Module) -> dict[str, torch.Tensor]:
@@ -214,18 +216,16 @@ class Trainer:
     def save_best(self, val_acc: float) -> None:
         if not self.dist.is_main:
             return
-        save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(self.eval_model), "epoch": self.epoch,
-                     "stage": self.stage, "val_acc": val_acc}, self.run_dir / "best.pt")
+        self._checkpoint(self.eval_model, val_acc=val_acc).save(self.run_dir / "best.pt")
 
     def save_last(self) -> None:
         if not self.dist.is_main:
             return
         ema = {"ema_state_dict": self._state_dict_cpu(self.ema)} if self.ema is not None else {}
-        save_atomic({**self._meta(), "state_dict": self._state_dict_cpu(self.model), **ema, "epoch": self.epoch,
-                     "stage": self.stage, "optimizer": self.optimizer.state_dict(),
-                     "scheduler": self.schedule.state_dict(), "generator": self.generator.get_state(),
-                     "torch_rng": torch.get_rng_state(), "best_acc": self.best_acc, "best_epoch": self.best_epoch,
-                     "bad_epochs": self.bad_epochs, "history": self.history}, self.run_dir / "last.pt")
+        resume = {**ema, "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
+                  "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "best_acc": self.best_acc,
+                  "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "history": self.history}
+        self._checkpoint(self.model, resume=resume).save(self.run_dir / "last.pt")
 
     @classmethod
     def resume(cls, run: str | Path, progress: bool = True, dataset: FERDataset | None = None, **overrides: Any) -> "Trainer":
@@ -233,22 +233,23 @@ class Trainer:
         run = Path(run)
         run_dir = run.parent if run.suffix == ".pt" else run
         ckpt = load_checkpoint(run_dir / "last.pt")
-        cfg = TrainConfig.from_dict({**ckpt["config"], **overrides})
+        cfg = TrainConfig.from_dict({**ckpt.config, **overrides})
         trainer = cls(cfg, run_dir=run_dir, dataset=dataset, progress=progress)
-        trainer.model.load_state_dict(ckpt["state_dict"])
+        trainer.model.load_state_dict(ckpt.state_dict)
+        state = ckpt.resume
         if trainer.ema is not None:
-            if "ema_state_dict" not in ckpt:
+            if "ema_state_dict" not in state:
                 raise ValueError(f"{run_dir}: the run has no weight average to resume; leave ema off")
-            trainer.ema.load_state_dict(ckpt["ema_state_dict"])
-        trainer.optimizer.load_state_dict(ckpt["optimizer"])
-        if ckpt["stage"] == "hard":
+            trainer.ema.load_state_dict(state["ema_state_dict"])
+        trainer.optimizer.load_state_dict(state["optimizer"])
+        if ckpt.stage == "hard":
             trainer.schedule = trainer._constant_schedule()
-        trainer.schedule.load_state_dict(ckpt["scheduler"])
-        trainer.generator.set_state(ckpt["generator"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        trainer.epoch, trainer.stage = ckpt["epoch"], ckpt["stage"]
-        trainer.best_acc, trainer.best_epoch, trainer.bad_epochs = ckpt["best_acc"], ckpt["best_epoch"], ckpt["bad_epochs"]
-        trainer.history = ckpt["history"]
+        trainer.schedule.load_state_dict(state["scheduler"])
+        trainer.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        trainer.epoch, trainer.stage = ckpt.epoch, ckpt.stage
+        trainer.best_acc, trainer.best_epoch, trainer.bad_epochs = state["best_acc"], state["best_epoch"], state["bad_epochs"]
+        trainer.history = state["history"]
         trainer._rewrite_metrics()
         return trainer
 
@@ -402,8 +403,7 @@ class Trainer:
 
     def _start_hard_finetune(self) -> None:
         distributed.barrier(self.dist)  # rank 0 has written best.pt
-        best = load_checkpoint(self.run_dir / "best.pt")
-        self.model.load_state_dict(best["state_dict"])
+        self.model.load_state_dict(load_checkpoint(self.run_dir / "best.pt").state_dict)
         self.ema = self._new_ema()  # a new average, from the best weights
         self.optimizer = build_optimizer(self.model, self.cfg, lr=self.cfg.learning_rate * 0.1)
         self.schedule = self._constant_schedule()
