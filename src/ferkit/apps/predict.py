@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from ..inference.images import IMAGE_SUFFIXES
 from ..inference.recognizer import Recognizer
+from ..errors import ConfigError
 from .predict_outputs import FORMATS, Outputs, annotated_name
 from .predict_worker import Batch, make_recognizer, recognise_batch
 
@@ -139,7 +140,7 @@ def read_file_list(source: str | Path) -> Iterator[str]:
     try:
         return _list_lines(open(source, "rb"))
     except OSError as exc:
-        raise ValueError(f"file list {source}: {exc.strerror}") from None
+        raise ConfigError(f"file list {source}: {exc.strerror}") from None
 
 
 def _list_lines(source: Any) -> Iterator[str]:
@@ -190,15 +191,15 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     failed files of this run and how many skipped inputs an earlier run recorded as failed."""
     wanted = set(formats) | {"jsonl"}
     if unknown := wanted - set(FORMATS):
-        raise ValueError(f"unknown format(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORMATS)}")
+        raise ConfigError(f"unknown format(s) {', '.join(sorted(unknown))}; choose from {', '.join(FORMATS)}")
     if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+        raise ConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if engine == "local" and workers is not None:
-        raise ValueError("workers are for engine='ray' (--engine ray)")
+        raise ConfigError("workers are for engine='ray' (--engine ray)")
     if engine == "ray" and recognizer is not None:
-        raise ValueError("engine='ray' builds a recogniser in each worker: give model/detector, not recognizer")
+        raise ConfigError("engine='ray' builds a recogniser in each worker: give model/detector, not recognizer")
     if batch < 1 or (workers is not None and workers < 1) or (threads is not None and threads < 1):
-        raise ValueError("batch, workers and threads must be >= 1")
+        raise ConfigError("batch, workers and threads must be >= 1")
     if engine == "local":
         rec = recognizer or make_recognizer(model, detector, align, threads)
         classes = rec.classes
@@ -209,7 +210,7 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     sources = itertools.chain(inputs, read_file_list(file_list) if file_list is not None else ())
     out = Path(out)
     if os.path.exists(out) and not out.is_dir():
-        raise ValueError(f"{out} is a file; the output (--out) must be a folder")
+        raise ConfigError(f"{out} is a file; the output (--out) must be a folder")
     out.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary(out)
     outputs = Outputs(out, wanted, classes, overwrite)

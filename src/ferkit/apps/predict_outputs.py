@@ -4,13 +4,13 @@
 from __future__ import annotations
 
 import csv
-import importlib
 import json
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError, optional_import
 
 FORMATS = ("csv", "jsonl", "parquet")
 PARQUET_GROUP_ROWS = 4096  # records per Parquet row group
@@ -24,13 +24,6 @@ def annotated_name(path: Path, taken: set[str]) -> str:
         name, i = f"{path.stem}_{i}.jpg", i + 1
     taken.add(name)
     return name
-
-
-def optional_import(module: str, extra: str, what: str) -> Any:
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"{what} needs the optional extra: pip install 'ferkit[{extra}]'") from None
 
 
 def _complete_lines(path: Path) -> Iterator[bytes]:
@@ -90,7 +83,7 @@ class _ParquetParts:
         for p in parts:
             meta = self.pq.read_metadata(p)
             if meta.schema.to_arrow_schema() != self.schema:
-                raise ValueError(f"{p} has other columns (another model?); use --overwrite or another --out")
+                raise ConfigError(f"{p} has other columns (another model?); use --overwrite or another --out")
             self.rows += meta.num_rows
         self.folder, self.index = folder, int(parts[-1].stem.split("-")[1]) + 1 if parts else 0
         self.writer, self.buffer, self.in_part = None, [], 0
@@ -144,7 +137,7 @@ class Outputs:
                     record = json.loads(line)
                     self.done.add(record["file"])
                 except (ValueError, KeyError):
-                    raise ValueError(f"{self.jsonl}:{i}: not a ferkit record; fix it or start afresh with "
+                    raise ConfigError(f"{self.jsonl}:{i}: not a ferkit record; fix it or start afresh with "
                                      "--overwrite") from None
                 if "error" in record:
                     self.failed.add(record["file"])
@@ -159,11 +152,11 @@ class Outputs:
             lines = _complete_records(csv_path)  # records, not lines: a file name may hold a line break
             first = next(lines, None)
             if first is not None and next(csv.reader([first.decode(errors="replace")])) != header:
-                raise ValueError(f"{csv_path} has other columns (another model?); use --overwrite or another --out")
+                raise ConfigError(f"{csv_path} has other columns (another model?); use --overwrite or another --out")
             csv_rows = sum(1 for _ in lines)
         self.parquet = _ParquetParts(parquet_dir, classes) if "parquet" in formats else None
         if csv_rows > face_rows or (self.parquet and self.parquet.rows > records):
-            raise ValueError(f"{out}: the CSV or Parquet files have rows that {self.jsonl.name} lacks; use --overwrite")
+            raise ConfigError(f"{out}: the CSV or Parquet files have rows that {self.jsonl.name} lacks; use --overwrite")
         self.fcsv = self.csv = None
         if "csv" in formats:
             self.fcsv = open(csv_path, "a", newline="", encoding="utf-8", errors="surrogateescape")

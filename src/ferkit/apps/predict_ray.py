@@ -12,7 +12,7 @@ from typing import Any
 import cv2
 
 from .predict_worker import Batch, make_recognizer, recognise_batch
-from .predict_outputs import optional_import
+from ..errors import optional_import
 
 RAY_WINDOW = 4096  # batches per Ray Data dataset: the driver holds one window of paths; workers start once per window
 

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from ..inference.draw import annotate
 from ..inference.capture import VideoFrame, open_capture, opencv_path
 from ..inference.recognizer import Recognizer
+from ..errors import ConfigError
 
 
 MISSING_FRAMES_S = 1.0  # declared frames a file may lack and still be sound: Matroska and WebM declare an estimate
@@ -98,7 +99,7 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
     rec = recognizer or Recognizer(model=model, detector=detector, align=align)
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file; the output (--out) must be a folder")
+        raise ConfigError(f"{out} is a file; the output (--out) must be a folder")
     out.mkdir(parents=True, exist_ok=True)
     stem = name or Path(str(source)).stem or "video"
     cap = open_capture(source)

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..inference.draw import annotate
 from ..inference.capture import VideoFrame
 from ..inference.recognizer import Recognizer
+from ..errors import DeviceError
 from .video import VideoSummary, video_file
 
 
@@ -28,7 +29,7 @@ class LiveWindow:
         import tkinter as tk
 
         if not os.environ.get("DISPLAY") and sys.platform.startswith("linux"):
-            raise RuntimeError("no display for a window (DISPLAY is not set): use --headless")
+            raise DeviceError("no display for a window (DISPLAY is not set): use --headless")
         self.root = tk.Tk()
         self.root.title(title)
         self.label = tk.Label(self.root)

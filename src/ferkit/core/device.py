@@ -8,6 +8,8 @@ import os
 
 import torch
 
+from ..errors import DeviceError
+
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 
 
@@ -27,9 +29,12 @@ def tune_allocator() -> bool:
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise DeviceError(f"--device {device!r}: not a device (auto, cpu, cuda, cuda:1 ...)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but CUDA is not available")
+        raise DeviceError("--device cuda asked for, but CUDA is not available")
     return dev
 
 

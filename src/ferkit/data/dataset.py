@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import cached_arrays, file_key
+from ..errors import ConfigError
 from .errors import DataError
 from .fer2013 import is_fer2013_csv, read_fer2013_csv
 from .folders import is_image_folder, list_images, read_folder_split
@@ -177,7 +178,7 @@ def load_dataset(
     """
     path = Path(path)
     if labels not in LABEL_SETS:
-        raise ValueError(f"labels must be one of {LABEL_SETS}, not {labels!r}")
+        raise ConfigError(f"labels must be one of {LABEL_SETS}, not {labels!r}")
     if not path.exists():
         raise DataError(path, "no such file or folder")
     if is_fer2013_csv(path):

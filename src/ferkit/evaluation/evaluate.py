@@ -20,6 +20,7 @@ from ..data.duplicates import deduplicated
 from ..core.checkpoint import load_checkpoint, model_from_checkpoint
 from ..core.device import setup_device
 from ..core.predict import ensemble_proba
+from ..errors import ConfigError
 from . import plots
 from .metrics import classification_metrics
 
@@ -70,12 +71,12 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
     and report.html to ``out``."""
     paths = [Path(checkpoint)] if isinstance(checkpoint, (str, Path)) else [Path(c) for c in checkpoint]
     if not paths:
-        raise ValueError("no checkpoint given")
+        raise ConfigError("no checkpoint given")
     ckpts = [load_checkpoint(p) for p in paths]
     ckpt = ckpts[0]
     for p, other in zip(paths[1:], ckpts[1:]):
         if other.classes != ckpt.classes:
-            raise ValueError(f"{p}: classes {other.classes} differ from {paths[0]}'s {ckpt.classes}; "
+            raise ConfigError(f"{p}: classes {other.classes} differ from {paths[0]}'s {ckpt.classes}; "
                              "an ensemble needs models of one label set")
     dev = setup_device(device)
     models = [model_from_checkpoint(c)[0].to(dev) for c in ckpts]
@@ -89,7 +90,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
     if list(dataset.classes) != classes:  # e.g. a FER2013 model on FER+ labels: score the emotions both have
         lut = label_map(dataset.classes, classes)
         if (lut < 0).all():
-            raise ValueError(f"checkpoint classes {classes} share no emotion with the data's {list(dataset.classes)}")
+            raise ConfigError(f"checkpoint classes {classes} share no emotion with the data's {list(dataset.classes)}")
         keep = np.flatnonzero(lut[s.labels] >= 0)
         dropped = len(s) - len(keep)
         s = s.subset(keep)

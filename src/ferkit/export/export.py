@@ -10,6 +10,7 @@ import numpy as np
 from ..data.dataset import FERDataset
 from ..core.checkpoint import load_checkpoint
 from ..core.predict import predict_proba
+from ..errors import ConfigError
 from .onnx import export_onnx
 
 FORMATS = ("onnx", "tflite")
@@ -30,16 +31,16 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     checkpoint's training data, when it is there) gives int8 calibration faces from its Training
     split and the validation split on which the export's accuracy is compared with PyTorch's."""
     if format not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, not {format!r}")
+        raise ConfigError(f"format must be one of {FORMATS}, not {format!r}")
     if format == "tflite" and int8:
-        raise ValueError("--int8 is for ONNX; the TFLite export is fp32")
+        raise ConfigError("--int8 is for ONNX; the TFLite export is fp32")
     from ..core.classifier import EmotionClassifier
     from .tflite import export_tflite, tflite_predict_proba
 
     ckpt = load_checkpoint(checkpoint)
     dataset = ckpt.dataset(data)
     if int8 and dataset is None:
-        raise ValueError("--int8 calibrates on Training images: pass --data (the checkpoint's data set is not found)")
+        raise ConfigError("--int8 calibrates on Training images: pass --data (the checkpoint's data set is not found)")
     calibration = None
     if dataset is not None:
         train = dataset.split("train")

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.checkpoint import Checkpoint
+from ..errors import ConfigError
 from ..version import __version__
 
 INPUT, OUTPUT = "faces", "probs"
@@ -103,7 +104,7 @@ def export_onnx(ckpt: Checkpoint, out: Path, int8: bool = False, calibration: np
     is a uint8 (N, S, S) array of Training faces."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if int8 and (calibration is None or len(calibration) == 0):
-        raise ValueError("int8 export needs calibration images (Training faces): pass --data")
+        raise ConfigError("int8 export needs calibration images (Training faces): pass --data")
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
         _export_fp32(ckpt, fp32)

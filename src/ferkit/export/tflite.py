@@ -15,18 +15,15 @@ import numpy as np
 import torch
 
 from ..core.checkpoint import Checkpoint
+from ..errors import optional_import
 from .onnx import ExportWrapper, input_shape
 
-NEEDS = "--format tflite needs litert-torch: pip install 'ferkit[tflite]'"
 
 
 def export_tflite(ckpt: Checkpoint, out: Path) -> Path:
     """Convert a loaded checkpoint to ``out`` (.tflite) plus ``out.json`` with its classes."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        import litert_torch
-    except ImportError as exc:
-        raise ImportError(NEEDS) from exc
+    litert_torch = optional_import("litert_torch", "tflite", "--format tflite")
     wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std).eval()
     litert_torch.convert(wrapper, (torch.zeros(input_shape(ckpt, 1)),)).export(str(out))
     meta = {"model": ckpt.model, "classes": list(ckpt.classes),
@@ -38,9 +35,8 @@ def export_tflite(ckpt: Checkpoint, out: Path) -> Path:
 
 def tflite_predict_proba(path: str | Path, faces: np.ndarray) -> np.ndarray:
     """Probabilities (N, C) for uint8 faces (N, S, S) with the LiteRT interpreter, one face at a time."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    it = Interpreter(model_path=str(path))
+    litert = optional_import("ai_edge_litert.interpreter", "tflite", "checking a TFLite model")
+    it = litert.Interpreter(model_path=str(path))
     it.allocate_tensors()
     inp, out = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
     probs = []

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..core.runtime import cpu_session
+from ..errors import ConfigError
 from .faces import Box, Detection
 
 class HaarDetector:
@@ -158,5 +159,5 @@ DEFAULT_DETECTOR = "blazeface"
 def create_detector(name: str):
     """A detector by name (see ``DETECTORS``)."""
     if name not in DETECTORS:
-        raise ValueError(f"unknown detector {name!r}; choose from {sorted(DETECTORS)}")
+        raise ConfigError(f"unknown detector {name!r}; choose from {sorted(DETECTORS)}")
     return DETECTORS[name]()

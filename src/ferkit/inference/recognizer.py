@@ -15,6 +15,7 @@ from ..core.classifier import EmotionClassifier
 from .capture import Capture, VideoError, VideoFrame, open_capture, opencv_path  # noqa: F401  (old import path)
 from .detect import DEFAULT_DETECTOR, create_detector
 from .faces import Box, Detection, Face
+from ..errors import ConfigError
 from .images import as_rgb
 from .smooth import FaceTracker
 
@@ -113,7 +114,7 @@ class Recognizer:
         ``all_frames`` also yields the frames in between (``processed=False``, the last faces).
         ``capture``: ``source`` already opened by :func:`open_capture` (released at the end)."""
         if stride < 1:
-            raise ValueError("stride must be >= 1")
+            raise ConfigError("stride must be >= 1")
         cap = capture if capture is not None else open_capture(source)
         fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
         tracker = FaceTracker(alpha=smoothing)

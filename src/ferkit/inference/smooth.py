@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from ..errors import ConfigError
 
 from .faces import Box, Face, TrackedFace
 
@@ -34,7 +35,7 @@ class FaceTracker:
 
     def __init__(self, alpha: float = 0.4, min_iou: float = 0.3, max_missed: int = 5) -> None:
         if not 0 < alpha <= 1:
-            raise ValueError("alpha must be in (0, 1]")
+            raise ConfigError("alpha must be in (0, 1]")
         self.alpha, self.min_iou, self.max_missed = alpha, min_iou, max_missed
         self.tracks: list[_Track] = []
         self._next_id = 0

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ def model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose from: {', '.join(list_models())}") from None
+        raise ConfigError(f"unknown model {name!r}; choose from: {', '.join(list_models())}") from None
 
 
 def create_model(name: str, num_classes: int = 7, in_chans: int = 1) -> nn.Module:
