@@ -29,7 +29,7 @@ from ..inference.images import IMAGE_SUFFIXES
 from ..inference.recognizer import Recognizer
 from ..errors import ConfigError
 from .predict_outputs import FORMATS, Outputs, annotated_name
-from .predict_worker import Batch, make_recognizer, recognise_batch
+from .predict_worker import Batch, recognise_batch
 
 ENGINES = ("local", "ray")
 
@@ -201,7 +201,7 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     if batch < 1 or (workers is not None and workers < 1) or (threads is not None and threads < 1):
         raise ConfigError("batch, workers and threads must be >= 1")
     if engine == "local":
-        rec = recognizer or make_recognizer(model, detector, align, threads)
+        rec = recognizer or Recognizer(model=model, detector=detector, align=align, threads=threads)
         classes = rec.classes
     else:
         from ..core.classifier import EmotionClassifier

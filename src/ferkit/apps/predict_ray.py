@@ -11,7 +11,8 @@ from typing import Any
 
 import cv2
 
-from .predict_worker import Batch, make_recognizer, recognise_batch
+from ..inference.recognizer import Recognizer
+from .predict_worker import Batch, recognise_batch
 from ..errors import optional_import
 
 RAY_WINDOW = 4096  # batches per Ray Data dataset: the driver holds one window of paths; workers start once per window
@@ -24,7 +25,7 @@ class _RayPredictor:
     def __init__(self, out: str, base: str, model: str | None, detector: str, align: bool, detect: bool,
                  threads: int) -> None:
         cv2.setNumThreads(threads)
-        self.rec = make_recognizer(model, detector, align, threads)
+        self.rec = Recognizer(model=model, detector=detector, align=align, threads=threads)
         self.out, self.base, self.detect = out, base, detect
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:

@@ -9,18 +9,11 @@ from typing import Any
 
 import cv2
 
-from ..inference.detect import BlazeFaceDetector
 from ..inference.draw import annotate
 from ..inference.images import ImageError, image_pixels, pixel_groups, read_image
 from ..inference.recognizer import Recognizer
 
 Batch = list[tuple[str, str | None]]  # (file, annotated JPEG name or None) for each input of a batch
-
-
-def make_recognizer(model: str | Path | None, detector: str, align: bool, threads: int | None) -> Recognizer:
-    """A recogniser whose ONNX Runtime sessions (detector and classifier) use ``threads`` threads."""
-    det = BlazeFaceDetector(threads=threads) if detector == "blazeface" else detector
-    return Recognizer(model=model, detector=det, align=align, threads=threads)
 
 
 def _read(file: str) -> Any:

@@ -1,4 +1,5 @@
-"""Face detectors behind one interface: ``detector.detect(rgb) -> list[Detection]``.
+"""Face detectors behind one interface, :class:`Detector`: ``detector.detect(rgb) -> list[Detection]``,
+made by name with their options by ``create_detector(name, threads=..., ...)``.
 
 - ``blazeface`` (default): MediaPipe's BlazeFace "back" model (256 px, Apache-2.0) converted once to
   ONNX (``tools/convert_blazeface.sh``) and run on ONNX Runtime; boxes, six landmarks (eyes, nose,
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -21,13 +23,30 @@ from ..core.runtime import cpu_session
 from ..errors import ConfigError
 from .faces import Box, Detection
 
+
+@runtime_checkable
+class Detector(Protocol):
+    """What a :class:`~ferkit.inference.Recognizer` needs of a face detector."""
+
+    name: str
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        """The faces in an RGB uint8 (H, W, 3) image, sorted left to right."""
+        ...
+
+
 class HaarDetector:
     """OpenCV Haar cascade. ``min_neighbors`` trades misses for false positives; images larger than
-    ``max_side`` are searched at that size (boxes are given in the original pixels)."""
+    ``max_side`` are searched at that size (boxes are given in the original pixels). ``threads``, when
+    given, is OpenCV's thread count (a setting of the whole process, which the cascade search uses)."""
 
     name = "haar"
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 24, max_side: int = 960) -> None:
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 5, min_size: int = 24, max_side: int = 960,
+                 threads: int | None = None) -> None:
+        if threads is not None:
+            cv2.setNumThreads(threads)
+        self.threads = threads
         path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
         self.cascade = cv2.CascadeClassifier(str(path))
         if self.cascade.empty():
@@ -152,12 +171,14 @@ class BlazeFaceDetector:
         return sorted(found, key=lambda d: (d.box[0], d.box[1]))
 
 
-DETECTORS: dict[str, Callable[[], object]] = {"blazeface": BlazeFaceDetector, "haar": HaarDetector}
+DETECTORS: dict[str, Callable[..., Detector]] = {"blazeface": BlazeFaceDetector, "haar": HaarDetector}
 DEFAULT_DETECTOR = "blazeface"
 
 
-def create_detector(name: str):
-    """A detector by name (see ``DETECTORS``)."""
+def create_detector(name: str, **options: Any) -> Detector:
+    """A detector by name (see ``DETECTORS``) made with ``options``: ``threads``, and its own thresholds
+    (BlazeFace: ``min_score``, ``iou_threshold``; Haar: ``scale_factor``, ``min_neighbors``, ``min_size``,
+    ``max_side``)."""
     if name not in DETECTORS:
         raise ConfigError(f"unknown detector {name!r}; choose from {sorted(DETECTORS)}")
-    return DETECTORS[name]()
+    return DETECTORS[name](**options)

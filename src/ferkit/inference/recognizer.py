@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -13,7 +12,7 @@ from PIL import Image
 
 from ..core.classifier import EmotionClassifier
 from .capture import Capture, VideoError, VideoFrame, open_capture, opencv_path  # noqa: F401  (old import path)
-from .detect import DEFAULT_DETECTOR, create_detector
+from .detect import DEFAULT_DETECTOR, Detector, create_detector
 from .faces import Box, Detection, Face
 from ..errors import ConfigError
 from .images import as_rgb
@@ -59,17 +58,17 @@ class Recognizer:
     """``Recognizer(model=None, detector="blazeface").predict(image) -> list[Face]``.
 
     ``model`` is an ONNX file from ``ferkit export`` (default: the model shipped in the package);
-    ``detector`` a name ("blazeface", "haar") or an object with ``detect(rgb) -> list[Detection]``;
+    ``detector`` a name ("blazeface", "haar"), made with ``threads`` as the classifier is, or a :class:`Detector`;
     ``align`` levels the eyes before classifying when the detector gives landmarks. Images are paths,
     PIL images, or numpy arrays (grey, or colour in the order given by ``color``: "rgb" or "bgr" as
     OpenCV reads).
     """
 
-    def __init__(self, model: str | Path | None = None, detector: Any = DEFAULT_DETECTOR, align: bool = True,
+    def __init__(self, model: str | Path | None = None, detector: str | Detector = DEFAULT_DETECTOR, align: bool = True,
                  threads: int | None = None) -> None:
         self.classifier = EmotionClassifier(model, threads=threads)
         self.classes = self.classifier.classes
-        self.detector = create_detector(detector) if isinstance(detector, str) else detector
+        self.detector = create_detector(detector, threads=threads) if isinstance(detector, str) else detector
         self.align = align
 
     def _faces(self, rgb: np.ndarray, detect: bool) -> tuple[list[Detection], np.ndarray]:
