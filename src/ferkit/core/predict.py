@@ -11,7 +11,8 @@ from torch import nn
 
 from .checkpoint import Checkpoint
 
-TTA_MODES = ("none", "flip", "tencrop")
+from ..data.augment import TTA_MODES
+from ..errors import ConfigError
 
 
 def to_input(images: np.ndarray | torch.Tensor, mean: float, std: float, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -37,7 +38,7 @@ def tta_views(x: torch.Tensor, tta: str, crop: int = 44) -> list[torch.Tensor]:
                               align_corners=False)
             views += [v, v.flip(-1)]
         return views
-    raise ValueError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+    raise ConfigError(f"tta must be one of {TTA_MODES}, not {tta!r}")
 
 
 @torch.no_grad()

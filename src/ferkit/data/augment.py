@@ -1,28 +1,44 @@
-"""Whole-batch augmentation on tensors, in-process (no worker processes to feed)."""
+"""Whole-batch augmentation on tensors, in-process (no worker processes to feed).
+
+:class:`AugmentConfig` and :data:`TTA_MODES` import without PyTorch (the command line builds its options from
+them); the functions load it when first called.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-import torch.nn.functional as F
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+TTA_MODES = ("none", "flip", "tencrop")
+"""Test-time augmentations: none, a horizontal flip, or ten crops (corners, centre, and their flips)."""
+
+
+def _knob(default: float | int, help: str, metavar: str | None = None) -> float | int:
+    return field(default=default, metadata={"help": help, "metavar": metavar})
 
 
 @dataclass
 class AugmentConfig:
-    flip: float = 0.5  # probability of a horizontal flip
-    shift: float = 0.1  # max translation, fraction of the image side
-    rotate: float = 10.0  # max rotation, degrees
-    zoom: float = 0.1  # max zoom in or out, fraction
-    contrast: float = 0.2  # max contrast change, fraction
-    erase: float = 0.25  # probability of random erasing (one rectangle)
-    crop: int = 0  # side of a random square crop taken in the same resampling (fewer MACs per image); 0 = off
+    """Training augmentation; each field is a ``ferkit train`` flag of its own name (``--flip`` ... ``--crop``)."""
+
+    flip: float = _knob(0.5, "horizontal flip probability")
+    shift: float = _knob(0.1, "max shift, fraction of the side")
+    rotate: float = _knob(10.0, "max rotation, degrees")
+    zoom: float = _knob(0.1, "max zoom in/out, fraction")
+    contrast: float = _knob(0.2, "max contrast change, fraction")
+    erase: float = _knob(0.25, "random-erasing probability (one rectangle)")
+    crop: int = _knob(0, "train on random PX x PX crops of each face, cut in the same resampling (e.g. 40 of 48: "
+                         "about 30%% fewer MACs a step); validation and inference see the whole face; 0 = off", "PX")
 
     def __post_init__(self) -> None:
         if self.crop < 0:
-            raise ValueError("crop must be >= 0 (0 = no crop)")
+            raise ConfigError("crop must be >= 0 (0 = no crop)")
 
     @classmethod
     def none(cls) -> "AugmentConfig":
@@ -30,6 +46,8 @@ class AugmentConfig:
 
 
 def _uniform(n: int, low: float, high: float, g: torch.Generator) -> torch.Tensor:
+    import torch
+
     return torch.rand(n, generator=g) * (high - low) + low
 
 
@@ -38,10 +56,13 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
     crop (one affine resampling; with ``cfg.crop`` the output is (N, C, crop, crop), cut at a
     random place at the image's own scale), contrast and random erasing. Draws only from ``g``
     (a CPU generator), so a run is reproducible on any device."""
+    import torch
+    import torch.nn.functional as F
+
     n, c, h, w = x.shape
     dev = x.device
     if cfg.crop > min(h, w):
-        raise ValueError(f"crop {cfg.crop} is larger than the {h}x{w} images")
+        raise ConfigError(f"crop {cfg.crop} is larger than the {h}x{w} images")
     out_h, out_w = (cfg.crop, cfg.crop) if cfg.crop else (h, w)
     angle = _uniform(n, -cfg.rotate, cfg.rotate, g) * (math.pi / 180)
     scale = 1.0 / _uniform(n, 1 - cfg.zoom, 1 + cfg.zoom, g)
@@ -79,6 +100,9 @@ def augment_batch(x: torch.Tensor, cfg: AugmentConfig, g: torch.Generator) -> to
 
 def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Mix images and their (one-hot or soft) targets with a Beta(alpha, alpha) weight."""
+    import numpy as np
+    import torch
+
     seed = int(torch.randint(2**31 - 1, (1,), generator=g))
     lam = float(np.random.default_rng(seed).beta(alpha, alpha)) if alpha > 0 else 1.0
     perm = torch.randperm(len(x), generator=g).to(x.device)

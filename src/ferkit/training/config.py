@@ -1,74 +1,111 @@
-"""Every knob of a training run, saved as ``config.json`` in the run folder."""
+"""Every knob of a training run, saved as ``config.json`` in the run folder.
+
+:class:`TrainConfig` is the one definition of the training settings: each field carries its help text (and its flag
+where that is not ``--field-name``), the ``ferkit train`` options are generated from the fields
+(:func:`add_train_options`), and :meth:`TrainConfig.to_argv` gives the command that reproduces a run. Imports
+neither PyTorch nor NumPy-heavy training code, so the command line starts fast.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+import argparse
+import difflib
+from collections.abc import Collection, Mapping
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
-from ..data.augment import AugmentConfig
-from ..core.predict import TTA_MODES
+from ..data.augment import TTA_MODES, AugmentConfig
+from ..data.dataset import LABEL_SETS
+from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "onecycle", "plateau", "exponential", "none")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
+RESUMABLE = ("epochs", "patience", "finetune_hard", "device", "threads")
+"""The settings ``--resume`` may change; every other one is the run's own."""
+RETIRED_KEYS: frozenset[str] = frozenset()
+"""Keys an old ``config.json`` may hold that are no longer settings, dropped when it is read. None so far: every
+field since the first release is still a field (old configs only lack newer fields, which take their defaults)."""
+SCHEDULES_OVER_EPOCHS = ("cosine", "onecycle")  # laid out over ``epochs`` when the run starts
+
+
+def _opt(default: Any = MISSING, help: str = "", *, flag: str | None = None, metavar: str | None = None,
+         choices: tuple[str, ...] | None = None, default_help: str | None = None, factory: Any = MISSING) -> Any:
+    """A field with its command-line help; ``default_help`` says what a ``None`` default means."""
+    meta = {"help": help, "flag": flag, "metavar": metavar, "choices": choices, "default_help": default_help}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
 class TrainConfig:
-    model: str
-    data: str
-    name: str | None = None  # run folder name under ``project``; default: the model name, numbered
-    project: str = "runs"
-    labels: str = "fer2013"  # fer2013 | ferplus | ferplus-soft
-    ferplus: str | None = None
-    epochs: int = 30
-    batch_size: int = 64
-    optimizer: str = "sgd"
-    lr: float | None = None  # default: 0.01 for SGD, 0.001 for Adam/AdamW
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    gamma: float = 0.95  # exponential decay per epoch
-    plateau_patience: int = 3
-    label_smoothing: float = 0.0
-    mixup: float = 0.0  # Beta(alpha, alpha); 0 = off
-    ema: float = 0.0  # decay per step of an exponential moving average of the weights; 0 = off
-    teacher: list[str] = field(default_factory=list)  # checkpoints whose averaged probabilities are distilled
-    distill: float = 0.5  # with a teacher: weight of its probabilities in the targets (the rest: the labels)
-    teacher_tta: str = "flip"  # test-time augmentation of the teacher's predictions on Training
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    class_weights: str = "none"
-    patience: int = 0  # early stopping: epochs without a better validation accuracy; 0 = off
-    finetune_hard: int = 0  # epochs of hard-example fine-tuning on Training mistakes after the main run
-    seed: int = 0
-    device: str = "auto"
-    threads: int | None = None
-    limit: int | None = None  # at most this many images per split (quick experiments, tests)
-    skip_bad_rows: bool = False
-    val_fraction: float = 0.1  # image folders without val/: share of train held out for validation
-    tensorboard: bool = False  # also log every epoch's metrics to <run>/tensorboard (needs ferkit[tensorboard])
-    dropout: float | None = None  # every Dropout layer's rate; None keeps the model's own
-    sync_bn: bool = False  # under torchrun on CUDA: BatchNorm statistics over the global batch
-    amp: bool = False  # CUDA only: bf16 autocast in the training step (no bf16 hardware on common CPUs: far slower)
+    model: str = _opt(help="registry name (see `ferkit models`)")
+    data: str = _opt(help="fer2013.csv, fer2013.csv.gz, fer2013.tar.gz, or an image folder with train/ and test/",
+                     metavar="PATH")
+    name: str | None = _opt(None, "run folder name, refused if taken",
+                            default_help="the model name, numbered if taken")
+    project: str = _opt("runs", "folder holding the runs")
+    labels: str = _opt("fer2013", "fer2013 (7 classes), ferplus (FER+ majority, 8 classes) or ferplus-soft "
+                                  "(vote distributions)", choices=LABEL_SETS)
+    ferplus: str | None = _opt(None, "fer2013new.csv with FER+ votes", metavar="CSV", default_help="beside --data")
+    epochs: int = _opt(30, "epochs of the main run")
+    batch_size: int = _opt(64, "images per optimizer step (under torchrun: the global batch)")
+    optimizer: str = _opt("sgd", "sgd is SGD with Nesterov momentum", choices=OPTIMIZERS)
+    lr: float | None = _opt(None, "peak learning rate", default_help="0.01 for sgd, 0.001 for adam/adamw")
+    momentum: float = _opt(0.9, "SGD momentum")
+    weight_decay: float = _opt(5e-4, "L2 weight decay")
+    schedule: str = _opt("cosine", "learning-rate schedule", choices=SCHEDULES)
+    warmup_epochs: float = _opt(0.0, "linear warm-up before cosine")
+    gamma: float = _opt(0.95, "decay per epoch for --schedule exponential")
+    plateau_patience: int = _opt(3, "epochs before --schedule plateau halves the rate")
+    label_smoothing: float = _opt(0.0, "label smoothing of the targets")
+    mixup: float = _opt(0.0, "mixup Beta(alpha, alpha); 0 = off", metavar="ALPHA")
+    ema: float = _opt(0.0, "moving average of the weights, updated every step with this decay (e.g. 0.999); "
+                           "validation and best.pt use the average; 0 = off", metavar="DECAY")
+    teacher: list[str] = _opt(help="knowledge distillation: train towards these checkpoints' averaged probabilities "
+                                   "on Training", metavar="CKPT", factory=list)
+    distill: float = _opt(0.5, "with --teacher: weight of the teachers' probabilities in the targets, the rest the "
+                               "labels", metavar="W")
+    teacher_tta: str = _opt("flip", "with --teacher: test-time augmentation of the teachers' predictions",
+                            choices=TTA_MODES)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # flat flags: --flip ... --crop, --no-augment
+    class_weights: str = _opt("none", "loss weights against class imbalance (Disgust is 1.5%% of FER2013)",
+                              choices=CLASS_WEIGHTS)
+    patience: int = _opt(0, "early stopping after N epochs without a better val accuracy; 0 = off")
+    finetune_hard: int = _opt(0, "then fine-tune on Training mistakes plus as many replayed images, at lr/10",
+                              metavar="EPOCHS")
+    seed: int = _opt(0, "seed of the initial weights, the batch order and the augmentation")
+    device: str = _opt("auto", "auto (CUDA when present), cpu, cuda, cuda:1 ...")
+    threads: int | None = _opt(None, "CPU threads", default_help="all cores")
+    limit: int | None = _opt(None, "at most N images per split, for quick experiments", metavar="N",
+                             default_help="all")
+    skip_bad_rows: bool = _opt(False, "skip and count bad rows/files instead of stopping")
+    val_fraction: float = _opt(0.1, "image folders without val/: share of train/ held out")
+    tensorboard: bool = _opt(False, "also log metrics to <run>/tensorboard (pip install 'ferkit[tensorboard]')")
+    dropout: float | None = _opt(None, "rate of every Dropout layer", default_help="the model's own")
+    sync_bn: bool = _opt(False, "under torchrun on CUDA: BatchNorm statistics over the whole global batch")
+    amp: bool = _opt(False, "CUDA only: bf16 autocast in the training step (refused on the CPU, where it is 5-18x "
+                            "slower)")
 
     def __post_init__(self) -> None:
-        if isinstance(self.augment, dict):
-            self.augment = AugmentConfig(**self.augment)
-        checks = [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("class_weights", CLASS_WEIGHTS)]
+        if isinstance(self.augment, Mapping):
+            self.augment = _augment_from_dict(self.augment)
+        checks = [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("class_weights", CLASS_WEIGHTS),
+                  ("labels", LABEL_SETS)]
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if self.epochs < 1 or self.batch_size < 2:
-            raise ValueError("epochs must be >= 1 and batch_size >= 2")
+            raise ConfigError("epochs must be >= 1 and batch_size >= 2")
         if self.dropout is not None and not 0 <= self.dropout < 1:
-            raise ValueError("dropout must be in [0, 1)")
+            raise ConfigError("dropout must be in [0, 1)")
         if not 0 < self.distill <= 1:
-            raise ValueError("distill (the teacher's weight in the targets) must be in (0, 1]")
+            raise ConfigError("distill (the teacher's weight in the targets) must be in (0, 1]")
         if self.teacher_tta not in TTA_MODES:
-            raise ValueError(f"teacher_tta must be one of {TTA_MODES}, not {self.teacher_tta!r}")
+            raise ConfigError(f"teacher_tta must be one of {TTA_MODES}, not {self.teacher_tta!r}")
         if not 0 <= self.ema < 1:
-            raise ValueError("ema (the decay per step) must be in [0, 1); 0 turns it off")
+            raise ConfigError("ema (the decay per step) must be in [0, 1); 0 turns it off")
 
     @property
     def learning_rate(self) -> float:
@@ -78,6 +115,146 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+    def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
+        """The config of ``d`` (a ``config.json``, a checkpoint's ``config``, keyword overrides); an unknown key is a
+        ConfigError naming it (keys in :data:`RETIRED_KEYS` are dropped), a missing one takes its default."""
+        _check_keys(d, {f.name for f in fields(cls)} | RETIRED_KEYS, "setting")
+        missing = [f.name for f in fields(cls) if _required(f) and f.name not in d]
+        if missing:
+            raise ConfigError(f"missing setting(s): {', '.join(missing)}")
+        return cls(**{k: v for k, v in d.items() if k not in RETIRED_KEYS})
+
+    def to_argv(self, exclude: Collection[str] = ()) -> list[str]:
+        """The ``ferkit train`` arguments that rebuild this config: ``--model`` and ``--data``, then every setting
+        that differs from its default, except those named in ``exclude`` (e.g. ``("project", "device")``)."""
+        argv = []
+        for f in _option_fields(TrainConfig):
+            value = getattr(self, f.name)
+            if f.name in exclude or (not _required(f) and value == _default(f)):
+                continue
+            argv += _flag_and_values(f, value)
+        aug, base = self.augment, AugmentConfig()
+        if "augment" in exclude or aug == base:
+            return argv
+        if aug == AugmentConfig.none():
+            return [*argv, "--no-augment"]
+        for f in fields(AugmentConfig):
+            if getattr(aug, f.name) != getattr(base, f.name):
+                argv += _flag_and_values(f, getattr(aug, f.name))
+        return argv
+
+    def resumed(self, changes: Mapping[str, Any]) -> "TrainConfig":
+        """This (saved) config with ``changes`` for its resumed run; ``epochs`` may change only where the schedule
+        is not laid out over the original epochs. (The command line allows only :data:`RESUMABLE` changes.)"""
+        new = TrainConfig.from_dict({**self.to_dict(), **changes})
+        if new.epochs != self.epochs and self.schedule in SCHEDULES_OVER_EPOCHS:
+            raise ConfigError(f"--epochs cannot change on --resume with --schedule {self.schedule}: the schedule was "
+                              f"laid out over the run's {self.epochs} epochs (plateau, exponential and none can)")
+        return new
+
+
+def check_resume_changes(changes: Collection[str]) -> None:
+    """A ConfigError naming every setting in ``changes`` that ``--resume`` cannot change (see :data:`RESUMABLE`)."""
+    refused = [k for k in changes if k not in RESUMABLE]
+    if refused:
+        allowed = ", ".join(_flag_name(k) for k in RESUMABLE)
+        raise ConfigError(f"--resume continues a run with its own settings: {', '.join(map(_flag_name, refused))} "
+                          f"cannot change (only {allowed} can)")
+
+
+# ----- the `ferkit train` options ------------------------------------------------------------------------------------
+def add_train_options(p: argparse.ArgumentParser) -> None:
+    """One option per field of :class:`TrainConfig` (the augmentation's as ``--flip`` ... ``--crop`` and
+    ``--no-augment``), with its help and default. Options left out are absent from the parsed namespace (defaults
+    are the dataclass's, applied by :func:`config_from_options`), so ``--resume`` can tell what was given."""
+    for f in _option_fields(TrainConfig):
+        _add_option(p, f, _default(f))
+    aug = p.add_argument_group("augmentation")
+    aug.add_argument("--no-augment", action="store_true", default=argparse.SUPPRESS,
+                     help="turn every augmentation off (the augmentation flags given with it still apply)")
+    for f in fields(AugmentConfig):
+        _add_option(aug, f, _default(f))
+
+
+def given_settings(ns: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig settings given on the command line, by field name (augmentation flags by their own)."""
+    names = {f.name for f in _option_fields(TrainConfig)} | {f.name for f in fields(AugmentConfig)} | {"no_augment"}
+    return {k: v for k, v in vars(ns).items() if k in names}
+
+
+def config_from_options(ns: argparse.Namespace) -> TrainConfig:
+    """The TrainConfig of parsed ``ferkit train`` options; defaults for everything not given."""
+    given = given_settings(ns)
+    aug_names = {f.name for f in fields(AugmentConfig)}
+    base = AugmentConfig.none() if given.pop("no_augment", False) else AugmentConfig()
+    augment = replace(base, **{k: given.pop(k) for k in list(given) if k in aug_names})
+    return TrainConfig.from_dict({**given, "augment": augment})
+
+
+def _add_option(p: Any, f: Field, default: Any) -> None:
+    meta = f.metadata
+    kind = _kind(f)
+    shown = default is not MISSING and default is not None and not isinstance(default, (bool, list))
+    extra = meta.get("default_help") or (str(default) if shown else "")
+    help_text = meta["help"] + (f" (default: {extra})" if extra else "")
+    kw: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS, "dest": f.name}
+    if kind is bool:
+        if default is not False:
+            raise TypeError(f"{f.name}: a flag's default must be False")
+        p.add_argument(_flag(f), action="store_true", **kw)
+        return
+    kw.update(type=kind, metavar=meta.get("metavar"), choices=meta.get("choices"))
+    if kind is list:
+        kw.update(type=str, nargs="+")
+    p.add_argument(_flag(f), **kw)
+
+
+def _option_fields(cls: type) -> list[Field]:
+    return [f for f in fields(cls) if f.name != "augment"]
+
+
+def _kind(f: Field) -> type:
+    """The value type of a field, from its annotation (a string under ``from __future__ import annotations``)."""
+    name = str(f.type).replace(" | None", "")
+    return {"str": str, "int": int, "float": float, "bool": bool, "list[str]": list}[name]
+
+
+def _required(f: Field) -> bool:
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _default(f: Field) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _flag(f: Field) -> str:
+    return f.metadata.get("flag") or _flag_name(f.name)
+
+
+def _flag_name(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _flag_and_values(f: Field, value: Any) -> list[str]:
+    if value is True:
+        return [_flag(f)]
+    return [_flag(f), *map(str, value if isinstance(value, list) else [value])]
+
+
+def _augment_from_dict(d: Mapping[str, Any]) -> AugmentConfig:
+    _check_keys(d, {f.name for f in fields(AugmentConfig)}, "augmentation setting")
+    return AugmentConfig(**d)
+
+
+def _check_keys(d: Collection[str], known: Collection[str], what: str) -> None:
+    """A ConfigError naming each key of ``d`` not in ``known``, with the nearest known one where there is one."""
+    unknown = [k for k in d if k not in known]
+    if unknown:
+        hints = [repr(k) + "".join(f" (did you mean {m!r}?)" for m in _nearest(k, known)) for k in unknown]
+        raise ConfigError(f"unknown {what}(s): {', '.join(hints)}; known: {', '.join(sorted(known))}")
+
+
+def _nearest(key: str, known: Collection[str]) -> list[str]:
+    """The one known key that ``key`` extends or abbreviates (``lr_rate``, ``epoch``), else the closest spelling."""
+    prefixes = [k for k in known if key.startswith(k) or k.startswith(key)]
+    return prefixes if len(prefixes) == 1 else difflib.get_close_matches(key, known, 1, 0.75)

@@ -17,7 +17,6 @@ teachers' averaged class probabilities, computed once on the un-augmented Traini
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import os
@@ -39,9 +38,10 @@ from ..data.dataset import FERDataset, Split, load_dataset
 from ..core.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from ..core.device import resolve_device, setup_device
 from ..core.predict import ensemble_proba, predict_proba, to_input
+from ..errors import ConfigError, optional_import
 from ..models.registry import count_parameters, create_model
 from . import distributed
-from .config import TrainConfig
+from .config import TrainConfig, check_resume_changes
 from .distributed import DistInfo
 from .optim import Schedule, build_optimizer
 
@@ -63,7 +63,7 @@ def next_run_dir(project: str | Path, name: str | None, model: str) -> Path:
     project = Path(project)
     if name is not None:
         if (project / name).exists():
-            raise ValueError(f"run folder {project / name} already exists: choose another --name, or continue it "
+            raise ConfigError(f"run folder {project / name} already exists: choose another --name, or continue it "
                              f"with --resume {project / name}")
         return project / name
     candidate, i = project / model, 2
@@ -105,11 +105,11 @@ class Trainer:
         self.cfg = cfg
         self.dist = DistInfo.from_env()
         self.progress = progress and self.dist.is_main
-        if cfg.tensorboard and importlib.util.find_spec("tensorboard") is None:
-            raise ImportError("--tensorboard needs the tensorboard package: pip install 'ferkit[tensorboard]'")
+        if cfg.tensorboard:
+            optional_import("tensorboard", "tensorboard", "--tensorboard")
         self.device = self._setup_device()
         if cfg.amp and self.device.type != "cuda":
-            raise ValueError("--amp (bf16 autocast) needs CUDA: on CPUs without bf16 hardware it is 5-18x slower")
+            raise ConfigError("--amp (bf16 autocast) needs CUDA: on CPUs without bf16 hardware it is 5-18x slower")
         self._own_group = self.dist.enabled and not torch.distributed.is_initialized()
         distributed.init(self.dist, self.device.type)
         if dataset is None:
@@ -167,7 +167,7 @@ class Trainer:
         teachers = [(model.to(self.device), ckpt) for model, ckpt in map(model_from_checkpoint, cfg.teacher)]
         for path, (_, ckpt) in zip(cfg.teacher, teachers):
             if ckpt.classes != list(self.data.classes):
-                raise ValueError(f"teacher {path}: classes {ckpt.classes} are not the data's {list(self.data.classes)}")
+                raise ConfigError(f"teacher {path}: classes {ckpt.classes} are not the data's {list(self.data.classes)}")
         probs = ensemble_proba(teachers, split.images, tta=cfg.teacher_tta, device=self.device, progress=self.progress)
         labels = split.soft if split.soft is not None else np.eye(self.num_classes, dtype=np.float32)[split.labels]
         soft = (1 - cfg.distill) * labels + cfg.distill * probs
@@ -182,14 +182,14 @@ class Trainer:
         if not d.enabled:
             return setup_device(cfg.device, cfg.threads)
         if cfg.batch_size % d.world_size:
-            raise ValueError(f"--batch-size {cfg.batch_size} (the global batch) must be divisible by the "
+            raise ConfigError(f"--batch-size {cfg.batch_size} (the global batch) must be divisible by the "
                              f"{d.world_size} processes")
         if resolve_device(cfg.device).type == "cuda":
             device = setup_device(f"cuda:{d.local_rank}")
             torch.cuda.set_device(device)
             return device
         if cfg.sync_bn:
-            raise ValueError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on the CPU)")
+            raise ConfigError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on the CPU)")
         return setup_device(cfg.device, cfg.threads or max(1, len(os.sched_getaffinity(0)) // d.local_world_size))
 
     def _new_ema(self) -> AveragedModel | None:
@@ -233,13 +233,13 @@ class Trainer:
         run = Path(run)
         run_dir = run.parent if run.suffix == ".pt" else run
         ckpt = load_checkpoint(run_dir / "last.pt")
-        cfg = TrainConfig.from_dict({**ckpt.config, **overrides})
+        cfg = TrainConfig.from_dict(ckpt.config).resumed(overrides)
         trainer = cls(cfg, run_dir=run_dir, dataset=dataset, progress=progress)
         trainer.model.load_state_dict(ckpt.state_dict)
         state = ckpt.resume
         if trainer.ema is not None:
             if "ema_state_dict" not in state:
-                raise ValueError(f"{run_dir}: the run has no weight average to resume; leave ema off")
+                raise ConfigError(f"{run_dir}: the run has no weight average to resume; leave ema off")
             trainer.ema.load_state_dict(state["ema_state_dict"])
         trainer.optimizer.load_state_dict(state["optimizer"])
         if ckpt.stage == "hard":
@@ -426,7 +426,9 @@ class Trainer:
 def train(resume: str | Path | None = None, dataset: FERDataset | None = None, progress: bool = True,
           **config: Any) -> TrainResult:
     """Train a model (``ferkit.train(model="resnet_s", data="fer2013.csv", epochs=30, ...)``),
-    or continue one with ``resume=RUN_DIR``. Keyword arguments are :class:`TrainConfig` fields."""
+    or continue one with ``resume=RUN_DIR``. Keyword arguments are :class:`TrainConfig` fields (an unknown one is a
+    ConfigError); a resumed run takes only those in :data:`~ferkit.training.config.RESUMABLE`."""
     if resume is not None:
+        check_resume_changes(config)
         return Trainer.resume(resume, progress=progress, dataset=dataset, **config).fit()
-    return Trainer(TrainConfig(**config), dataset=dataset, progress=progress).fit()
+    return Trainer(TrainConfig.from_dict(config), dataset=dataset, progress=progress).fit()
