@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,31 @@ def test_data_report_on_a_folder(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "1 blank images" in r.stdout and "total" in r.stdout
     assert (out / "counts.png").exists() and (out / "samples.png").exists() and (out / "report.json").exists()
+
+
+@pytest.mark.parametrize("code", ["import ferkit", "import ferkit.cli",
+                                  "from ferkit.cli import build_parser; build_parser().format_help()",
+                                  "import ferkit; ferkit.TrainConfig, ferkit.FER2013_CLASSES"])
+def test_start_up_does_not_import_torch(code):
+    check = "import sys; heavy = [m for m in ('torch', 'sklearn', 'matplotlib') if m in sys.modules]; print(heavy)"
+    r = subprocess.run([sys.executable, "-c", f"{code}\n{check}"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr
+
+
+def test_ctrl_c_during_start_up_is_one_line(tmp_path):
+    """SIGINT while ``ferkit predict`` imports its modules (as soon as NumPy is mapped): no traceback."""
+    import signal
+    import time
+
+    import ferkit
+
+    photo = Path(ferkit.__file__).parent / "assets" / "astronaut.jpg"
+    p = subprocess.Popen([sys.executable, "-m", "ferkit", "predict", str(photo), "--out", str(tmp_path)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while "_multiarray_umath" not in Path(f"/proc/{p.pid}/maps").read_text() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130 and err == "ferkit: interrupted\n", err
+    assert out == ""

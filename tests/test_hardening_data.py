@@ -138,7 +138,7 @@ def test_teacher_that_is_not_a_checkpoint_is_one_line(tmp_path, capsys, fer_rows
 
 
 def bad_onnx(tmp_path, kind):
-    """A file given as ``--model`` that ONNX Runtime cannot load, and the reason ferkit must give."""
+    """A file given as ``--weights`` that ONNX Runtime cannot load, and the reason ferkit must give."""
     from ferkit.inference.classifier import default_model_path
 
     path = tmp_path / f"{kind}.onnx"
@@ -191,7 +191,7 @@ def test_predict_video_serve_with_a_bad_model_are_one_line(tmp_path, capsys, mon
     Image.fromarray(np.zeros((48, 48), np.uint8)).save("face.png")
     (tmp_path / "clip.mp4").write_bytes(b"\0" * 100)
     path, reason = bad_onnx(tmp_path, "checkpoint")
-    assert_one_line_error(*run_cli(capsys, *command, "--model", path), f"{path}: {reason}")
+    assert_one_line_error(*run_cli(capsys, *command, "--weights", path), f"{path}: {reason}")
 
 
 # --- Item 7: corrupt gzip and tar.gz streams ------------------------------------------------------
@@ -389,7 +389,7 @@ def test_bad_inputs_through_the_ferkit_process(tmp_path):
     code_pickle.write_bytes(pickle.dumps({"run": RunsCode(tmp_path / "PWNED")}, protocol=4))
     onnx_path, onnx_reason = bad_onnx(tmp_path, "truncated")
     commands = [["evaluate", str(code_pickle), "--data", str(tmp_path / "unused.csv")],
-                ["predict", str(onnx_path), "--model", str(onnx_path), "--out", str(tmp_path / "out")]]
+                ["predict", str(onnx_path), "--weights", str(onnx_path), "--out", str(tmp_path / "out")]]
     script = ("import sys\nfrom ferkit.cli import main\n"
               f"for argv in {commands!r}:\n"
               "    try:\n        main(argv)\n    except SystemExit as exc:\n"

@@ -295,7 +295,7 @@ def test_predict_command_goes_on_after_bad_files(onnx_fp32, tmp_path):
     (tmp_path / "sub").mkdir()
     Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(tmp_path / "sub" / "blank.jpg")
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "ferkit", "predict", str(tmp_path), "--model", str(onnx_fp32.path),
+    r = subprocess.run([sys.executable, "-m", "ferkit", "predict", str(tmp_path), "--weights", str(onnx_fp32.path),
                         "--out", str(out), "--quiet"], capture_output=True, text=True, env=os.environ)
     assert r.returncode == 1, r.stderr  # one file failed
     assert "broken.jpg" in r.stderr and "Traceback" not in r.stderr
@@ -433,7 +433,7 @@ def test_tracker_smooths_and_keeps_identities():
 # --- webcam --------------------------------------------------------------------------------------
 
 def test_webcam_headless_prints_each_recognised_frame(onnx_fp32, clip, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ferkit", "webcam", "--headless", "--source", str(clip), "--model",
+    r = subprocess.run([sys.executable, "-m", "ferkit", "webcam", "--headless", "--source", str(clip), "--weights",
                         str(onnx_fp32.path), "--out", str(tmp_path), "--stride", "5"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = [ln for ln in r.stdout.splitlines() if ln.startswith("frame ")]
@@ -443,11 +443,11 @@ def test_webcam_headless_prints_each_recognised_frame(onnx_fp32, clip, tmp_path)
 
 
 def test_webcam_without_camera_or_display_is_a_clear_error(onnx_fp32, tmp_path):
-    r = subprocess.run([sys.executable, "-m", "ferkit", "webcam", "--headless", "--camera", "97", "--model",
+    r = subprocess.run([sys.executable, "-m", "ferkit", "webcam", "--headless", "--camera", "97", "--weights",
                         str(onnx_fp32.path), "--out", str(tmp_path)], capture_output=True, text=True)
     assert r.returncode == 2 and "camera 97: cannot be opened" in r.stderr and "Traceback" not in r.stderr
     env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
-    r = subprocess.run([sys.executable, "-m", "ferkit", "webcam", "--model", str(onnx_fp32.path), "--out",
+    r = subprocess.run([sys.executable, "-m", "ferkit", "webcam", "--weights", str(onnx_fp32.path), "--out",
                         str(tmp_path)], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "use --headless" in r.stderr
 

@@ -1,6 +1,8 @@
 """The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|video|webcam|serve|models|data-report|demo``.
 
-Each sub-command mirrors a Python function of the same name in the ``ferkit`` package.
+Each sub-command mirrors a Python function of the same name in the ``ferkit`` package. Only the options of the
+command given are built, and each command imports what it needs when it runs, so ``ferkit predict`` and
+``ferkit serve`` never load PyTorch, and Ctrl-C during start-up is the one-line "ferkit: interrupted".
 """
 
 from __future__ import annotations
@@ -11,17 +13,53 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .data.augment import AugmentConfig
-from .data.dataset import LABEL_SETS
-from .errors import FerkitError
-from .core.predict import TTA_MODES
-from .training.config import CLASS_WEIGHTS, OPTIMIZERS, SCHEDULES
+from collections.abc import Callable, Collection
+from typing import Any
+
+from .errors import ConfigError, FerkitError
 
 EPILOG = "Honest protocol: train on Training, select on PublicTest, report PrivateTest once."
+DEPRECATED = "deprecated alias, to be removed after ferkit 0.1"
 
 
-def _add_data_args(p: argparse.ArgumentParser, required: bool = True, labels_default: str | None = "fer2013") -> None:
-    p.add_argument("--data", required=required, metavar="PATH",
+class _Alias(argparse.Action):
+    """Stores like ``store``; given under a deprecated spelling (any option string but the first), it warns once on
+    stderr: "ferkit: warning: --old is deprecated; use --new"."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        if option_string is not None and option_string != self.option_strings[0]:
+            print(f"ferkit: warning: {option_string} is deprecated; use {self.option_strings[0]}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
+def _add_with_alias(p: argparse.ArgumentParser, flag: str, alias: str, help: str, **kw: Any) -> None:
+    """``flag``, also accepted (with a warning) as ``alias``; ``--help`` says which is deprecated."""
+    p.add_argument(flag, alias, action=_Alias, help=f"{help} ({alias}: {DEPRECATED})", **kw)
+
+
+HELP = {  # each command's line in `ferkit --help`
+    "train": "train a model",
+    "evaluate": "evaluate a checkpoint (or an ensemble) and write an HTML report",
+    "export": "export a checkpoint to ONNX (fp32 or static int8) or TFLite (mobile)",
+    "predict": "recognise emotions of every face in photos",
+    "video": "recognise emotions through a video file",
+    "webcam": "live recognition from a camera, in a window or headless",
+    "serve": "HTTP API and web page (photo, webcam, Best Actor game)",
+    "models": "list registered models with parameters and MACs",
+    "data-report": "class counts, sample grids and the duplicate report of a data set",
+    "demo": "recognise emotions on a bundled photo with the shipped model (offline)",
+}
+
+
+def _command(sub: argparse._SubParsersAction, name: str, **kw: Any) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=HELP[name], **kw)
+
+
+def _add_data_args(p: argparse.ArgumentParser, labels_default: str | None = "fer2013") -> None:
+    from .data.dataset import LABEL_SETS
+
+    p.add_argument("--data", required=True, metavar="PATH",
                    help="fer2013.csv, fer2013.csv.gz, fer2013.tar.gz, or an image folder with train/ and test/")
     p.add_argument("--labels", choices=LABEL_SETS, default=labels_default,
                    help="fer2013 (7 classes), ferplus (FER+ majority, 8 classes) or ferplus-soft (vote distributions)"
@@ -31,69 +69,23 @@ def _add_data_args(p: argparse.ArgumentParser, required: bool = True, labels_def
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train", help="train a model", epilog=EPILOG,
+    from .training.config import RESUMABLE, add_train_options
+
+    p = _command(sub, "train", epilog=EPILOG,
                        description="Train a registered model; writes runs/<name>/ with config.json, metrics.csv, "
-                                   "best.pt (best PublicTest/val accuracy) and last.pt (for --resume).")
-    p.add_argument("--model", help="registry name (see `ferkit models`)")
-    _add_data_args(p, required=False)
-    p.add_argument("--resume", metavar="RUN", help="continue runs/<name> (or its last.pt) exactly where it stopped")
-    p.add_argument("--name", help="run folder name, refused if taken (default: the model name, numbered if taken)")
-    p.add_argument("--project", default="runs", help="folder holding the runs (default: runs)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd", help="sgd is SGD with Nesterov momentum")
-    p.add_argument("--lr", type=float, help="peak learning rate (default: 0.01 for sgd, 0.001 for adam/adamw)")
-    p.add_argument("--momentum", type=float, default=0.9)
-    p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--schedule", choices=SCHEDULES, default="cosine")
-    p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warm-up before cosine")
-    p.add_argument("--gamma", type=float, default=0.95, help="decay per epoch for --schedule exponential")
-    p.add_argument("--plateau-patience", type=int, default=3, help="epochs before --schedule plateau halves the rate")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--mixup", type=float, default=0.0, metavar="ALPHA", help="mixup Beta(alpha, alpha); 0 = off")
-    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
-                   help="moving average of the weights, updated every step with this decay (e.g. 0.999); "
-                        "validation and best.pt use the average; 0 = off")
-    p.add_argument("--teacher", nargs="+", default=[], metavar="CKPT",
-                   help="knowledge distillation: train towards these checkpoints' averaged probabilities on Training")
-    p.add_argument("--distill", type=float, default=0.5, metavar="W",
-                   help="with --teacher: weight of the teachers' probabilities in the targets, the rest the labels "
-                        "(default 0.5)")
-    p.add_argument("--teacher-tta", choices=TTA_MODES, default="flip",
-                   help="with --teacher: test-time augmentation of the teachers' predictions (default flip)")
-    aug = AugmentConfig()
-    p.add_argument("--no-augment", action="store_true", help="turn every augmentation off")
-    p.add_argument("--flip", type=float, default=aug.flip, help="horizontal flip probability")
-    p.add_argument("--shift", type=float, default=aug.shift, help="max shift, fraction of the side")
-    p.add_argument("--rotate", type=float, default=aug.rotate, help="max rotation, degrees")
-    p.add_argument("--zoom", type=float, default=aug.zoom, help="max zoom in/out, fraction")
-    p.add_argument("--contrast", type=float, default=aug.contrast, help="max contrast change, fraction")
-    p.add_argument("--erase", type=float, default=aug.erase, help="random-erasing probability")
-    p.add_argument("--crop", type=int, default=aug.crop, metavar="PX",
-                   help="train on random PX x PX crops of each face (e.g. 40 of 48: about 30%% fewer MACs a step); "
-                        "validation and inference see the whole face; 0 = off")
-    p.add_argument("--class-weights", choices=CLASS_WEIGHTS, default="none",
-                   help="loss weights against class imbalance (Disgust is 1.5%% of FER2013)")
-    p.add_argument("--patience", type=int, default=0, help="early stopping after N epochs without a better val accuracy")
-    p.add_argument("--finetune-hard", type=int, default=0, metavar="EPOCHS",
-                   help="then fine-tune on Training mistakes plus as many replayed images, at lr/10")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1 ...")
-    p.add_argument("--threads", type=int, help="CPU threads (default: all cores)")
-    p.add_argument("--limit", type=int, help="at most N images per split, for quick experiments")
-    p.add_argument("--val-fraction", type=float, default=0.1, help="image folders: share of train/ held out")
-    p.add_argument("--tensorboard", action="store_true",
-                   help="also log metrics to <run>/tensorboard (pip install 'ferkit[tensorboard]')")
-    p.add_argument("--dropout", type=float, help="rate of every Dropout layer (default: the model's own)")
-    p.add_argument("--sync-bn", action="store_true",
-                   help="under torchrun on CUDA: BatchNorm statistics over the whole global batch")
-    p.add_argument("--amp", action="store_true",
-                   help="CUDA only: bf16 autocast in the training step (refused on the CPU, where it is 5-18x slower)")
+                                   "best.pt (best PublicTest/val accuracy) and last.pt (for --resume). Every option "
+                                   "is a field of ferkit.TrainConfig.")
+    resumable = ", ".join("--" + k.replace("_", "-") for k in RESUMABLE)
+    p.add_argument("--resume", metavar="RUN", help="continue runs/<name> (or its last.pt) exactly where it stopped, "
+                                                   f"with its own settings; only {resumable} may be given with it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_train_options(p)
 
 
 def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint (or an ensemble) and write an HTML report", epilog=EPILOG,
+    from .data.augment import TTA_MODES
+
+    p = _command(sub, "evaluate", epilog=EPILOG,
                        description="Accuracy, macro-F1, classification report, confusion matrices, calibration, "
                                    "training curves and sample grids, as JSON, PNG and one self-contained HTML file. "
                                    "Several checkpoints are scored as an ensemble: their probabilities are averaged.")
@@ -107,7 +99,7 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a checkpoint to ONNX (fp32 or static int8) or TFLite (mobile)",
+    p = _command(sub, "export",
                        description="Writes an ONNX (or TFLite) file that takes grey 48x48 faces (values 0..255) and "
                                    "returns class probabilities, then checks it against PyTorch (max abs difference) and "
                                    "compares their accuracy on the validation split (PublicTest for FER2013). "
@@ -127,7 +119,8 @@ def _add_recognizer_args(p: argparse.ArgumentParser, out_default: str) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", metavar="ONNX", help="ONNX model from `ferkit export` (default: the shipped model)")
+    _add_with_alias(p, "--weights", "--model", metavar="ONNX", dest="weights",
+                    help="ONNX model from `ferkit export` (default: the shipped model)")
     p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                    help="face detector: blazeface (default; with eye landmarks for alignment) or haar (OpenCV)")
     p.add_argument("--no-align", action="store_true", help="do not level the eyes before classifying")
@@ -141,7 +134,7 @@ def _add_stream_args(p: argparse.ArgumentParser, stride_help: str) -> None:
 
 
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("predict", help="recognise emotions of every face in photos",
+    p = _command(sub, "predict",
                        description="Every face in every image: annotated JPEGs (box, top emotion, probability bars), "
                                    "predictions.csv (one row per face), predictions.jsonl (one line per image: boxes "
                                    "and all class probabilities, or why it could not be read) and, on request, "
@@ -167,18 +160,18 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process (default); ray: Ray Data workers, one model each, on this machine or "
                         "the Ray cluster it belongs to (pip install 'ferkit[ray]'); same rows, same order")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="--engine ray: number of workers, one CPU each (default: every CPU of the Ray cluster)")
+    _add_with_alias(p, "--ray-workers", "--workers", type=int, metavar="N", dest="ray_workers",
+                    help="--engine ray: number of Ray workers, one CPU each (default: every CPU of the Ray cluster)")
     p.add_argument("--threads", type=int, metavar="N",
                    help="ONNX Runtime threads per model (default: all cores for local, 1 per Ray worker)")
-    p.add_argument("--batch", type=int, default=16, metavar="N",
-                   help="images read and classified together, and appended together (default 16); with --engine ray "
+    _add_with_alias(p, "--batch-size", "--batch", type=int, default=16, metavar="N", dest="batch_size",
+                    help="images read and classified together, and appended together (default 16); with --engine ray "
                         "also the images of one Ray task: larger batches cut the driver's per-task cost")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _video_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("video", help="recognise emotions through a video file",
+    p = _command(sub, "video",
                        description="Writes <out>/<name>.mp4 (annotated), <name>.csv (one row per face per processed "
                                    "frame, written as it goes), <name>_timeline.png and <name>_summary.json. Each face "
                                    "is followed across frames and its probabilities are smoothed against flicker. "
@@ -191,7 +184,7 @@ def _video_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _webcam_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("webcam", help="live recognition from a camera, in a window or headless",
+    p = _command(sub, "webcam",
                        description="Shows the camera with boxes, labels and probability bars (q or Esc quits), or with "
                                    "--headless prints a line per recognised frame (for machines without a screen). "
                                    "Both write <out>/camera<N>.csv, a timeline plot and a summary, as `ferkit video`.")
@@ -203,61 +196,76 @@ def _webcam_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("serve", help="HTTP API and web page (photo, webcam, Best Actor game)",
+    p = _command(sub, "serve",
                        description="Serves POST /v1/predict, POST /v1/predict/batch, GET /v1/models, GET /healthz, "
                                    "API docs at /docs and the web page at /. One model is loaded once; nothing is "
                                    "fetched from outside the server and uploads are not stored.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     _add_model_args(p)
-    p.add_argument("--workers", type=int, default=1, help="images processed at once (default 1)")
+    _add_with_alias(p, "--concurrency", "--workers", type=int, default=1, metavar="N", dest="concurrency",
+                    help="images processed at once (default 1)")
     p.add_argument("--max-image-mb", type=float, default=10, help="largest image accepted, MiB (default 10)")
     p.add_argument("--max-batch", type=int, default=16, help="most images in one batch request (default 16)")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _models_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "models")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _data_report_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "data-report")
+    _add_data_args(p)
+    p.add_argument("--out", default="runs/data-report", help="output folder (default: runs/data-report)")
+
+
+def _demo_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "demo")
+    p.add_argument("--train", action="store_true", help="instead train and evaluate a small model on synthetic faces")
+    p.add_argument("--out", default="runs", help="project folder (default: runs)")
+
+
+PARSERS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
+    "train": _train_parser, "evaluate": _evaluate_parser, "export": _export_parser, "predict": _predict_parser,
+    "video": _video_parser, "webcam": _webcam_parser, "serve": _serve_parser, "models": _models_parser,
+    "data-report": _data_report_parser, "demo": _demo_parser,
+}
+
+
+def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``ferkit`` parser. With ``commands``, only those sub-commands get their options (the others are listed
+    with their help line), so that parsing one command imports nothing that only another one needs."""
     parser = argparse.ArgumentParser(prog="ferkit", description="Facial emotion recognition: train, evaluate, inspect.")
     parser.add_argument("--version", action="version", version=f"ferkit {__import__('ferkit').__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _train_parser(sub)
-    _evaluate_parser(sub)
-    _export_parser(sub)
-    _predict_parser(sub)
-    _video_parser(sub)
-    _webcam_parser(sub)
-    _serve_parser(sub)
-    p = sub.add_parser("models", help="list registered models with parameters and MACs")
-    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p = sub.add_parser("data-report", help="class counts, sample grids and the duplicate report of a data set")
-    _add_data_args(p)
-    p.add_argument("--out", default="runs/data-report", help="output folder (default: runs/data-report)")
-    p = sub.add_parser("demo", help="recognise emotions on a bundled photo with the shipped model (offline)")
-    p.add_argument("--train", action="store_true", help="instead train and evaluate a small model on synthetic faces")
-    p.add_argument("--out", default="runs", help="project folder (default: runs)")
+    for name, add in PARSERS.items():
+        if commands is None or name in commands:
+            add(sub)
+        else:
+            _command(sub, name)
     return parser
 
 
-def _train_config(a: argparse.Namespace) -> dict:
-    augment = (AugmentConfig.none() if a.no_augment
-               else AugmentConfig(a.flip, a.shift, a.rotate, a.zoom, a.contrast, a.erase, a.crop))
-    keys = ["model", "data", "name", "project", "labels", "ferplus", "epochs", "batch_size", "optimizer", "lr",
-            "momentum", "weight_decay", "schedule", "warmup_epochs", "gamma", "plateau_patience", "label_smoothing",
-            "mixup", "ema", "teacher", "distill", "teacher_tta", "class_weights", "patience", "finetune_hard", "seed",
-            "device", "threads", "limit", "skip_bad_rows", "val_fraction", "tensorboard", "dropout", "sync_bn", "amp"]
-    return {**{k: getattr(a, k) for k in keys}, "augment": augment}
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The sub-command named in ``argv``: its first word that is not an option (``ferkit`` has no option taking a
+    value), or None."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(commands={_command_of(argv)} - {None}).parse_args(argv)
     if args.command == "train":
-        from .training import train
+        from .training.config import config_from_options, given_settings
+        from .training.trainer import train
 
         if args.resume:
-            result = train(resume=args.resume, progress=not args.quiet, device=args.device, threads=args.threads)
+            result = train(resume=args.resume, progress=not args.quiet, **given_settings(args))
         else:
-            if not args.model or not args.data:
+            if "model" not in args or "data" not in args:
                 raise SystemExit("ferkit train: --model and --data are required (or --resume RUN)")
-            result = train(progress=not args.quiet, **_train_config(args))
+            result = train(progress=not args.quiet, **config_from_options(args).to_dict())
         if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, one line, not one per process
             print(f"best val accuracy {result.best_val_acc:.4f} at epoch {result.best_epoch}; weights: {result.run_dir / 'best.pt'}")
     elif args.command == "evaluate":
@@ -286,11 +294,11 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         if not args.inputs and not args.file_list:
             raise SystemExit("ferkit predict: give images, folders or globs, or --file-list")
-        res = predict_files(args.inputs, out=args.out, model=args.model, detector=args.detector, align=not args.no_align,
+        res = predict_files(args.inputs, out=args.out, model=args.weights, detector=args.detector, align=not args.no_align,
                             detect=not args.no_detect, save_images=not args.no_save_images, progress=not args.quiet,
                             file_list=args.file_list, formats=[f.strip() for f in args.format.split(",") if f.strip()],
-                            overwrite=args.overwrite, engine=args.engine, workers=args.workers, threads=args.threads,
-                            batch=args.batch)
+                            overwrite=args.overwrite, engine=args.engine, workers=args.ray_workers,
+                            threads=args.threads, batch=args.batch_size)
         print(f"{res.faces} face(s) in {res.images} image(s); results in {res.out_dir}"
               + (f"; {res.skipped} already done" if res.skipped else "")
               + (f"; {len(res.failed)} file(s) failed" if res.failed else "")
@@ -299,7 +307,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif args.command == "video":
         from .apps.video import video_file
 
-        res = video_file(args.source, out=args.out, model=args.model, detector=args.detector, align=not args.no_align,
+        res = video_file(args.source, out=args.out, model=args.weights, detector=args.detector, align=not args.no_align,
                          stride=args.stride,
                          smoothing=args.smooth, save_video=not args.no_save_video, max_frames=args.max_frames,
                          progress=not args.quiet)
@@ -312,19 +320,19 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif args.command == "webcam":
         from .apps.webcam import webcam
 
-        res = webcam(camera=args.camera, source=args.source, headless=args.headless, out=args.out, model=args.model,
+        res = webcam(camera=args.camera, source=args.source, headless=args.headless, out=args.out, model=args.weights,
                      detector=args.detector, align=not args.no_align, stride=args.stride, smoothing=args.smooth,
                      max_frames=args.max_frames)
         print(f"{res.frames_read} frames, {res.frames_processed} recognised, {res.faces} faces; results in {res.out_dir}")
     elif args.command == "serve":
         from .apps.server import MiB, Limits, serve
 
-        if args.workers < 1 or args.max_batch < 1 or args.max_image_mb <= 0:
-            raise ValueError("--workers and --max-batch must be >= 1 and --max-image-mb > 0")
+        if args.concurrency < 1 or args.max_batch < 1 or args.max_image_mb <= 0:
+            raise ConfigError("--concurrency (--workers) and --max-batch must be >= 1 and --max-image-mb > 0")
         limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_batch_files=args.max_batch,
                         max_request_bytes=int((args.max_batch + 1) * args.max_image_mb * MiB))
-        serve(host=args.host, port=args.port, model=args.model, detector=args.detector, align=not args.no_align,
-              limits=limits, workers=args.workers)
+        serve(host=args.host, port=args.port, model=args.weights, detector=args.detector, align=not args.no_align,
+              limits=limits, workers=args.concurrency)
     elif args.command == "models":
         from .models.table import models_table
 
@@ -343,7 +351,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         sys.exit(run(argv))
-    except (FerkitError, FileNotFoundError, ImportError, RuntimeError, ValueError) as exc:  # FerkitError: bad input
+    except (FerkitError, FileNotFoundError) as exc:  # what the user can fix; anything else is a bug: a traceback
         print(f"ferkit: error: {exc}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
