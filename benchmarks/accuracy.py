@@ -17,13 +17,11 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from dataclasses import fields
 from pathlib import Path
 
 import torch
 
 from ferkit.data import load_dataset
-from ferkit.data.augment import AugmentConfig
 from ferkit.evaluation import evaluate
 from ferkit.models import count_macs, count_parameters, create_model
 from ferkit.training import TrainConfig, load_checkpoint
@@ -69,22 +67,9 @@ def percent(acc: dict[str, float]) -> list[str]:
 
 
 def train_command(cfg: dict) -> str:
-    """The `ferkit train` command that reproduces a run's config.json (non-default options only)."""
-    default = TrainConfig(model=cfg["model"], data=cfg["data"])
-    parts = ["ferkit train", f"--model {cfg['model']}", f"--data {cfg['data']}"]
-    skip = {"model", "data", "project", "augment", "device", "threads"}
-    for f in fields(TrainConfig):
-        if f.name in skip or f.name not in cfg or cfg[f.name] == getattr(default, f.name):
-            continue
-        flag = "--" + f.name.replace("_", "-")
-        value = " ".join(map(str, cfg[f.name])) if isinstance(cfg[f.name], list) else cfg[f.name]
-        parts.append(flag if value is True else f"{flag} {value}")
-    aug, base = AugmentConfig(**cfg.get("augment", {})), AugmentConfig()
-    if aug == AugmentConfig.none():
-        parts.append("--no-augment")
-    else:
-        parts += [f"--{k} {v}" for k, v in vars(aug).items() if v != getattr(base, k)]
-    return " ".join(parts)
+    """The `ferkit train` command that reproduces a run's config.json (non-default settings only, without the
+    machine's own: project, device, threads)."""
+    return " ".join(["ferkit train", *TrainConfig.from_dict(cfg).to_argv(exclude={"project", "device", "threads"})])
 
 
 def ensemble_row(runs: list[Path], data, data_arg: str) -> list[str]:
