@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
-
-from collections.abc import Callable, Collection
 from typing import Any
 
 from .errors import ConfigError, FerkitError
@@ -69,13 +67,13 @@ def _add_data_args(p: argparse.ArgumentParser, labels_default: str | None = "fer
 
 
 def _train_parser(sub: argparse._SubParsersAction) -> None:
-    from .training.config import RESUMABLE, add_train_options
+    from .training.config import RESUMABLE, add_train_options, flag_of
 
     p = _command(sub, "train", epilog=EPILOG,
-                       description="Train a registered model; writes runs/<name>/ with config.json, metrics.csv, "
-                                   "best.pt (best PublicTest/val accuracy) and last.pt (for --resume). Every option "
-                                   "is a field of ferkit.TrainConfig.")
-    resumable = ", ".join("--" + k.replace("_", "-") for k in RESUMABLE)
+                 description="Train a registered model; writes runs/<name>/ with config.json, metrics.csv, "
+                             "best.pt (best PublicTest/val accuracy) and last.pt (for --resume). Every option "
+                             "is a field of ferkit.TrainConfig.")
+    resumable = ", ".join(map(flag_of, RESUMABLE))
     p.add_argument("--resume", metavar="RUN", help="continue runs/<name> (or its last.pt) exactly where it stopped, "
                                                    f"with its own settings; only {resumable} may be given with it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -86,9 +84,9 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     from .data.augment import TTA_MODES
 
     p = _command(sub, "evaluate", epilog=EPILOG,
-                       description="Accuracy, macro-F1, classification report, confusion matrices, calibration, "
-                                   "training curves and sample grids, as JSON, PNG and one self-contained HTML file. "
-                                   "Several checkpoints are scored as an ensemble: their probabilities are averaged.")
+                 description="Accuracy, macro-F1, classification report, confusion matrices, calibration, "
+                             "training curves and sample grids, as JSON, PNG and one self-contained HTML file. "
+                             "Several checkpoints are scored as an ensemble: their probabilities are averaged.")
     p.add_argument("checkpoint", nargs="+", help="best.pt / last.pt, or a run folder (uses its best.pt); several: an ensemble")
     _add_data_args(p, labels_default=None)
     p.add_argument("--split", default="test", help="split name or role: PrivateTest/test (default), PublicTest/val, Training/train")
@@ -100,10 +98,10 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "export",
-                       description="Writes an ONNX (or TFLite) file that takes grey 48x48 faces (values 0..255) and "
-                                   "returns class probabilities, then checks it against PyTorch (max abs difference) and "
-                                   "compares their accuracy on the validation split (PublicTest for FER2013). "
-                                   "TFLite needs pip install 'ferkit[tflite]'.")
+                 description="Writes an ONNX (or TFLite) file that takes grey 48x48 faces (values 0..255) and "
+                             "returns class probabilities, then checks it against PyTorch (max abs difference) and "
+                             "compares their accuracy on the validation split (PublicTest for FER2013). "
+                             "TFLite needs pip install 'ferkit[tflite]'.")
     p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt)")
     p.add_argument("--format", choices=("onnx", "tflite"), default="onnx")
     p.add_argument("--int8", action="store_true", help="static int8 quantisation, calibrated on Training images")
@@ -135,14 +133,14 @@ def _add_stream_args(p: argparse.ArgumentParser, stride_help: str) -> None:
 
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "predict",
-                       description="Every face in every image: annotated JPEGs (box, top emotion, probability bars), "
-                                   "predictions.csv (one row per face), predictions.jsonl (one line per image: boxes "
-                                   "and all class probabilities, or why it could not be read) and, on request, "
-                                   "predictions.parquet/, appended batch by batch with memory flat for any number of "
-                                   "files. A rerun with the same --out skips the files already in predictions.jsonl "
-                                   "(after a crash or Ctrl-C nothing is lost or doubled). Unreadable files are "
-                                   "reported, recorded and skipped; the exit code is 1 if any failed. Works offline "
-                                   "with the model shipped in the package.")
+                 description="Every face in every image: annotated JPEGs (box, top emotion, probability bars), "
+                             "predictions.csv (one row per face), predictions.jsonl (one line per image: boxes "
+                             "and all class probabilities, or why it could not be read) and, on request, "
+                             "predictions.parquet/, appended batch by batch with memory flat for any number of "
+                             "files. A rerun with the same --out skips the files already in predictions.jsonl "
+                             "(after a crash or Ctrl-C nothing is lost or doubled). Unreadable files are "
+                             "reported, recorded and skipped; the exit code is 1 if any failed. Works offline "
+                             "with the model shipped in the package.")
     p.add_argument("inputs", nargs="*", metavar="IMAGE|DIR|GLOB",
                    help="image files, folders (searched recursively, in name order) or globs")
     p.add_argument("--file-list", metavar="FILE",
@@ -172,10 +170,10 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
 
 def _video_parser(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "video",
-                       description="Writes <out>/<name>.mp4 (annotated), <name>.csv (one row per face per processed "
-                                   "frame, written as it goes), <name>_timeline.png and <name>_summary.json. Each face "
-                                   "is followed across frames and its probabilities are smoothed against flicker. "
-                                   "Ctrl-C keeps everything written so far; the summary says where it stopped.")
+                 description="Writes <out>/<name>.mp4 (annotated), <name>.csv (one row per face per processed "
+                             "frame, written as it goes), <name>_timeline.png and <name>_summary.json. Each face "
+                             "is followed across frames and its probabilities are smoothed against flicker. "
+                             "Ctrl-C keeps everything written so far; the summary says where it stopped.")
     p.add_argument("source", metavar="VIDEO", help="a video file (any format OpenCV's FFmpeg reads) or a stream URL")
     _add_recognizer_args(p, "runs/video")
     _add_stream_args(p, "recognise every N-th frame (the mp4 keeps every frame)")
@@ -185,9 +183,9 @@ def _video_parser(sub: argparse._SubParsersAction) -> None:
 
 def _webcam_parser(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "webcam",
-                       description="Shows the camera with boxes, labels and probability bars (q or Esc quits), or with "
-                                   "--headless prints a line per recognised frame (for machines without a screen). "
-                                   "Both write <out>/camera<N>.csv, a timeline plot and a summary, as `ferkit video`.")
+                 description="Shows the camera with boxes, labels and probability bars (q or Esc quits), or with "
+                             "--headless prints a line per recognised frame (for machines without a screen). "
+                             "Both write <out>/camera<N>.csv, a timeline plot and a summary, as `ferkit video`.")
     p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
     p.add_argument("--source", help="a stream URL or a video file instead of a camera")
     p.add_argument("--headless", action="store_true", help="no window: print results and write the CSV")
@@ -197,9 +195,9 @@ def _webcam_parser(sub: argparse._SubParsersAction) -> None:
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "serve",
-                       description="Serves POST /v1/predict, POST /v1/predict/batch, GET /v1/models, GET /healthz, "
-                                   "API docs at /docs and the web page at /. One model is loaded once; nothing is "
-                                   "fetched from outside the server and uploads are not stored.")
+                 description="Serves POST /v1/predict, POST /v1/predict/batch, GET /v1/models, GET /healthz, "
+                             "API docs at /docs and the web page at /. One model is loaded once; nothing is "
+                             "fetched from outside the server and uploads are not stored.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     _add_model_args(p)

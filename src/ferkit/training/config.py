@@ -157,8 +157,8 @@ def check_resume_changes(changes: Collection[str]) -> None:
     """A ConfigError naming every setting in ``changes`` that ``--resume`` cannot change (see :data:`RESUMABLE`)."""
     refused = [k for k in changes if k not in RESUMABLE]
     if refused:
-        allowed = ", ".join(_flag_name(k) for k in RESUMABLE)
-        raise ConfigError(f"--resume continues a run with its own settings: {', '.join(map(_flag_name, refused))} "
+        allowed = ", ".join(map(flag_of, RESUMABLE))
+        raise ConfigError(f"--resume continues a run with its own settings: {', '.join(map(flag_of, refused))} "
                           f"cannot change (only {allowed} can)")
 
 
@@ -227,12 +227,14 @@ def _default(f: Field) -> Any:
     return f.default_factory() if f.default_factory is not MISSING else f.default
 
 
+def flag_of(name: str) -> str:
+    """The ``ferkit train`` flag of a setting (a field of TrainConfig or AugmentConfig, or ``no_augment``)."""
+    f = next((f for f in [*fields(TrainConfig), *fields(AugmentConfig)] if f.name == name), None)
+    return _flag(f) if f is not None else "--" + name.replace("_", "-")
+
+
 def _flag(f: Field) -> str:
-    return f.metadata.get("flag") or _flag_name(f.name)
-
-
-def _flag_name(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 def _flag_and_values(f: Field, value: Any) -> list[str]:
