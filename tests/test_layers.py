@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src"
 # Lowest first. A module belongs to the longest prefix that names it; the packages of one layer are
 # siblings and import nothing from each other.
 LAYERS: list[list[str]] = [
-    ["ferkit.errors", "ferkit.version"],
+    ["ferkit.errors", "ferkit.figures", "ferkit.version"],
     ["ferkit.data"],
     ["ferkit.models"],
     ["ferkit.core"],

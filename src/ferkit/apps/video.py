@@ -70,11 +70,7 @@ def damage(frames_read: int, declared: int | None, fps: float, messages: list[st
 
 def plot_timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...], path: Path, title: str) -> Path:
     """Each class's probability over time (the largest face of each processed frame)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from ..figures import plt, save_figure
     from ..inference.draw import COLOURS
 
     fig, ax = plt.subplots(figsize=(11, 4))
@@ -83,10 +79,7 @@ def plot_timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
         ax.plot(times, probs[:, k] if len(probs) else [], label=name, color=colour, lw=1.4)
     ax.set(xlabel="time (s)", ylabel="probability (smoothed)", ylim=(0, 1), title=title)
     ax.legend(ncol=len(classes), fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.18))
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def video_file(source: str | Path, out: str | Path = "runs/video", model: str | Path | None = None,

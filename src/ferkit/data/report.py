@@ -5,14 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .dataset import FERDataset, load_dataset  # noqa: E402
-from .duplicates import find_duplicates  # noqa: E402
+from ..figures import plt, save_figure
+from .dataset import FERDataset, load_dataset
+from .duplicates import find_duplicates
 
 
 def class_counts(dataset: FERDataset) -> dict[str, list[int]]:
@@ -31,10 +28,7 @@ def plot_class_counts(dataset: FERDataset, path: Path) -> Path:
     ax.set_ylabel("images")
     ax.set_title("Images per class and split")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_samples(dataset: FERDataset, path: Path, per_class: int = 10, seed: int = 0) -> Path:
@@ -50,10 +44,7 @@ def plot_samples(dataset: FERDataset, path: Path, per_class: int = 10, seed: int
                 ax.imshow(split.images[idx[j]], cmap="gray", vmin=0, vmax=255)
         axes[c, 0].set_title(name, fontsize=8, loc="left")
     fig.suptitle(f"Random {split.name} images per class")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def data_report(data: str | Path, out: str | Path, labels: str = "fer2013", ferplus: str | Path | None = None,

@@ -6,18 +6,9 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+from ..figures import plt, save_figure
 
 
 def plot_confusion(metrics: dict[str, Any], classes: list[str], path: Path) -> Path:
@@ -36,7 +27,7 @@ def plot_confusion(metrics: dict[str, Any], classes: list[str], path: Path) -> P
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title(f"Confusion matrix, {title}")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_reliability(metrics: dict[str, Any], path: Path) -> Path:
@@ -50,7 +41,7 @@ def plot_reliability(metrics: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability diagram (ECE {metrics['ece']:.3f})")
     ax.legend(loc="upper left")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def read_metrics_csv(path: Path) -> list[dict[str, str]]:
@@ -76,7 +67,7 @@ def plot_curves(metrics_csv: Path, path: Path) -> Path | None:
     axes[2].set_title("Learning rate (start of epoch)")
     axes[2].set_xlabel("epoch")
     axes[2].grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_face_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray, conf: np.ndarray, classes: list[str],
@@ -91,4 +82,4 @@ def plot_face_grid(images: np.ndarray, true: np.ndarray, pred: np.ndarray, conf:
         ax.imshow(im, cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"{classes[p]} {c:.0%}\ntrue: {classes[t]}", fontsize=7, color="green" if p == t else "red")
     fig.suptitle(title)
-    return _save(fig, path)
+    return save_figure(fig, path)
