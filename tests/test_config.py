@@ -9,7 +9,7 @@ import pytest
 import ferkit
 from ferkit.cli import build_parser, main
 from ferkit.data.augment import AugmentConfig
-from ferkit.errors import ConfigError, FerkitError, MissingExtraError, optional_import
+from ferkit.errors import ConfigError, DivergedError, FerkitError, MissingExtraError, optional_import
 from ferkit.training import config as config_module
 from ferkit.training.config import RESUMABLE, TrainConfig, config_from_options
 
@@ -127,6 +127,16 @@ def test_config_errors_are_ferkit_errors_and_value_errors():
     with pytest.raises(ConfigError, match="schedule must be one of") as exc:
         TrainConfig(model="resnet_s", data="x", schedule="warp")
     assert isinstance(exc.value, FerkitError) and isinstance(exc.value, ValueError)
+
+
+def test_a_diverging_run_is_a_ferkit_error(tmp_path):
+    from ferkit.data.synthetic import synthetic_dataset
+
+    toy = synthetic_dataset(per_class=(8, 4, 4), seed=0)
+    with pytest.raises(DivergedError, match="loss became nan at epoch 1; lower --lr") as exc:
+        ferkit.train(model="resnet_s", data="synthetic", dataset=toy, project=str(tmp_path), lr=1e30, epochs=1,
+                     batch_size=16, threads=1, progress=False)
+    assert isinstance(exc.value, FerkitError) and isinstance(exc.value, FloatingPointError)
 
 
 def test_optional_import_names_the_extra():

@@ -21,6 +21,10 @@ class DeviceError(FerkitError, RuntimeError):
     """The device asked for (``--device cuda``) is not available here."""
 
 
+class DivergedError(FerkitError, FloatingPointError):
+    """The training loss became NaN or infinite (a smaller ``--lr`` usually helps)."""
+
+
 class MissingExtraError(FerkitError, ImportError):
     """A feature needs an optional dependency that is not installed."""
 

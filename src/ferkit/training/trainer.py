@@ -38,7 +38,7 @@ from ..data.dataset import FERDataset, Split, load_dataset
 from ..core.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from ..core.device import resolve_device, setup_device
 from ..core.predict import ensemble_proba, predict_proba, to_input
-from ..errors import ConfigError, optional_import
+from ..errors import ConfigError, DivergedError, optional_import
 from ..models.registry import count_parameters, create_model
 from . import distributed
 from .config import TrainConfig, check_resume_changes
@@ -333,7 +333,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             if not math.isfinite(loss.item()):
-                raise FloatingPointError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower --lr")
+                raise DivergedError(f"loss became {loss.item()} at epoch {self.epoch + 1}; lower --lr")
             b = len(t)
             loss_sum += loss.item() * b
             correct += (logits.argmax(1) == t.argmax(1)).sum().item()
