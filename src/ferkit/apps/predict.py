@@ -25,7 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from ..inference.images import IMAGE_SUFFIXES
+from ..data.images import IMAGE_SUFFIXES
 from ..inference.recognizer import Recognizer
 from ..errors import ConfigError
 from .predict_outputs import FORMATS, Outputs, annotated_name

@@ -10,9 +10,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import DataError
+from .images import IMAGE_SUFFIXES, upright_rgb
 from .labels import FER2013_CLASSES, IMAGE_SIZE
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 @dataclass
@@ -44,15 +43,16 @@ def list_images(split_dir: Path) -> list[tuple[Path, int]]:
 
 
 def load_face_image(path: Path) -> np.ndarray:
-    """Read one face image as 48x48 grey uint8 (resized if needed)."""
+    """Read one face image as 48x48 grey uint8 (resized if needed), decoded as photos are (any mode,
+    upright per EXIF)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # a giant "face" is refused, not decoded
             with Image.open(path) as im:
-                im = im.convert("L")
-                if im.size != (IMAGE_SIZE, IMAGE_SIZE):
-                    im = im.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
-                return np.asarray(im, dtype=np.uint8)
+                grey = Image.fromarray(upright_rgb(im)).convert("L")
+            if grey.size != (IMAGE_SIZE, IMAGE_SIZE):
+                grey = grey.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BILINEAR)
+            return np.asarray(grey, dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombWarning,
             Image.DecompressionBombError) as exc:
         raise DataError(path, f"unreadable image: {exc}") from exc

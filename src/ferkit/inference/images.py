@@ -13,13 +13,13 @@ from typing import BinaryIO, TypeVar
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from ..data.images import IMAGE_SUFFIXES, to_rgb, upright_rgb  # noqa: F401  (IMAGE_SUFFIXES: its old import path)
 from ..errors import FerkitError
 
 MAX_PIXELS = 50_000_000  # larger images are refused (decompression-bomb guard)
 MAX_SCANS = 64  # JPEGs with more scans are refused (encoders write at most 24; each scan is a pass over the image)
 BATCH_PIXELS = 50_000_000  # a batch is read and searched in groups of at most this many pixels
 WEB_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")  # what uploads may be
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif", ".pgm", ".ppm"}
 
 
 class ImageError(FerkitError, ValueError):
@@ -30,24 +30,6 @@ class ImageError(FerkitError, ValueError):
     def __init__(self, path: str | Path, reason: str, code: str = "corrupt") -> None:
         super().__init__(f"{path}: {reason}")
         self.path, self.reason, self.code = str(path), reason, code
-
-
-def _to_rgb(im: Image.Image) -> np.ndarray:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, dtype=np.float64)
-        top = 65535.0 if a.max() > 255 else 255.0
-        grey = np.clip(a * (255.0 / top), 0, 255).astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if im.mode == "F":
-        a = np.nan_to_num(np.asarray(im, dtype=np.float32))
-        top = 1.0 if a.size and a.max() <= 1.0 else 255.0  # floats in 0..1 (as scientific TIFFs have) are scaled
-        grey = np.clip(a * np.float32(255.0 / top), 0, 255).round().astype(np.uint8)
-        return np.repeat(grey[..., None], 3, axis=2)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        rgba = im.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"))
-    return np.asarray(im.convert("RGB"))
 
 
 def read_image(path: str | Path, max_pixels: int = MAX_PIXELS, max_scans: int = MAX_SCANS) -> np.ndarray:
@@ -164,9 +146,7 @@ def _decode(source: Path | io.BytesIO, name: str | Path, max_pixels: int, format
             _check_cost(im, name, max_pixels, max_scans)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im.load()
-                ImageOps.exif_transpose(im, in_place=True)  # no copy of the whole image
-            return _to_rgb(im)
+                return upright_rgb(im)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -186,7 +166,7 @@ def as_rgb(image: str | Path | np.ndarray | Image.Image, color: str = "rgb") -> 
     if isinstance(image, (str, Path)):
         return read_image(image)
     if isinstance(image, Image.Image):
-        return _to_rgb(ImageOps.exif_transpose(image))
+        return to_rgb(ImageOps.exif_transpose(image))
     a = np.asarray(image)
     if a.dtype != np.uint8:
         if a.dtype == np.uint16:
