@@ -96,3 +96,56 @@ def fer_rows():
     labels = [0, 1, 2, 3, 4, 5, 6, 1, 3, 5, 0, 6]
     usage = ["Training"] * 7 + ["PublicTest"] * 3 + ["PrivateTest"] * 2
     return [(y, fer_image(i), u) for i, (y, u) in enumerate(zip(labels, usage))]
+
+
+# --- A small trained model, its ONNX export, a recogniser on it and a short clip: shared by the export,
+# recogniser, predict-command, video and webcam tests, made once per session -------------------------
+
+@pytest.fixture(scope="session")
+def toy():
+    from ferkit.data.synthetic import synthetic_dataset
+
+    return synthetic_dataset(per_class=(24, 8, 8), seed=5)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(toy, tmp_path_factory):
+    from ferkit.training import train
+
+    run = train(dataset=toy, project=str(tmp_path_factory.mktemp("runs")), progress=False, model="resnet_s",
+                data="synthetic", epochs=2, batch_size=32, optimizer="adamw", lr=3e-3, threads=2)
+    return run.run_dir / "best.pt"
+
+
+@pytest.fixture(scope="session")
+def onnx_fp32(checkpoint, toy):
+    from ferkit.export import export
+
+    return export(checkpoint, data=toy)
+
+
+@pytest.fixture(scope="session")
+def recognizer(onnx_fp32):
+    from ferkit.inference import Recognizer
+
+    return Recognizer(model=onnx_fp32.path)
+
+
+@pytest.fixture(scope="session")
+def clip(tmp_path_factory):
+    """A 20-frame 640x480 mp4 of the bundled photo drifting right by 2 px a frame."""
+    import cv2
+    import numpy as np
+
+    from ferkit.demo import demo_photo
+    from ferkit.inference import read_image
+
+    photo = cv2.cvtColor(read_image(demo_photo()), cv2.COLOR_RGB2BGR)
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (640, 480))
+    for i in range(20):
+        frame = np.full((480, 640, 3), 128, np.uint8)
+        frame[:, 40 + 2 * i:552 + 2 * i] = photo[:480]
+        w.write(frame)
+    w.release()
+    return path

@@ -1,0 +1,72 @@
+"""ONNX (fp32, int8) and TFLite export and their parity with PyTorch; the ONNX classifier's checks."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ferkit.evaluation.predict import predict_proba
+from ferkit.export import export
+from ferkit.inference import EmotionClassifier
+from ferkit.training import model_from_checkpoint
+
+
+def test_fp32_export_matches_pytorch(onnx_fp32, checkpoint, toy):
+    assert onnx_fp32.max_abs_diff < 1e-4
+    assert onnx_fp32.val_acc_export == pytest.approx(onnx_fp32.val_acc_torch, abs=1e-9)
+    clf = EmotionClassifier(onnx_fp32.path)
+    assert clf.classes[0] == "Angry" and len(clf.classes) == 7 and clf.metadata["precision"] == "fp32"
+    model, ckpt = model_from_checkpoint(checkpoint)
+    faces = toy.split("test").images
+    ref = predict_proba(model, faces, ckpt["mean"], ckpt["std"])
+    got = clf.predict_proba(faces, batch_size=5)  # several batches, a ragged last one
+    assert got.shape == ref.shape and np.abs(got - ref).max() < 1e-4
+    assert np.allclose(got.sum(1), 1, atol=1e-5)
+
+
+def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
+    res = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64)
+    assert res.path.exists() and EmotionClassifier(res.path).metadata["precision"] == "int8"
+    assert res.path.stat().st_size < 0.4 * onnx_fp32.path.stat().st_size  # int8 weights
+    assert res.max_abs_diff < 0.5 and abs(res.val_acc_export - res.val_acc_torch) < 0.2
+
+
+def test_int8_without_data_is_a_clear_error(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="Training images"):
+        export(checkpoint, int8=True, out=tmp_path / "x.onnx")
+
+
+def test_tflite_export_matches_pytorch(checkpoint, toy, tmp_path):
+    """Runs where the optional extra is installed (pip install 'ferkit[tflite]')."""
+    pytest.importorskip("litert_torch")
+    res = export(checkpoint, format="tflite", data=toy, out=tmp_path / "m.tflite")
+    assert res.max_abs_diff < 1e-4 and res.val_acc_export == pytest.approx(res.val_acc_torch, abs=1e-9)
+    assert json.loads((tmp_path / "m.tflite.json").read_text())["classes"][3] == "Happy"
+
+
+def test_tflite_without_the_extra_is_a_clear_error(checkpoint, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("litert_torch") is not None:
+        pytest.skip("litert-torch is installed here")
+    r = subprocess.run([sys.executable, "-m", "ferkit", "export", str(checkpoint), "--format", "tflite", "--out",
+                        str(tmp_path / "m.tflite")], capture_output=True, text=True)
+    assert r.returncode == 2 and "pip install 'ferkit[tflite]'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_classifier_rejects_foreign_models_and_bad_shapes(onnx_fp32, tmp_path):
+    import onnx
+
+    m = onnx.load(str(onnx_fp32.path))
+    del m.metadata_props[:]
+    onnx.save(m, str(tmp_path / "foreign.onnx"))
+    with pytest.raises(ValueError, match="not a ferkit ONNX model"):
+        EmotionClassifier(tmp_path / "foreign.onnx")
+    with pytest.raises(FileNotFoundError):
+        EmotionClassifier(tmp_path / "missing.onnx")
+    clf = EmotionClassifier(onnx_fp32.path)
+    with pytest.raises(ValueError, match="48, 48"):
+        clf.predict_proba(np.zeros((2, 64, 64), np.uint8))
+    assert clf.predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)

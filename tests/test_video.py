@@ -1,0 +1,80 @@
+"""Video: annotated mp4, CSV, timeline and summary; strides, interruption, bad videos."""
+
+import json
+
+import cv2
+import pytest
+
+from ferkit.apps.video import video_file
+from ferkit.inference import Recognizer
+from ferkit.inference.recognizer import VideoError
+
+
+def _csv_rows(path):
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_video_writes_mp4_csv_timeline_and_summary(recognizer, clip, tmp_path):
+    res = video_file(clip, out=tmp_path, recognizer=recognizer, progress=False)
+    assert res.complete and res.frames_read == 20 and res.frames_processed == 20
+    rows = _csv_rows(tmp_path / "clip.csv")
+    assert sorted({int(r["frame"]) for r in rows}) == list(range(20))
+    astronaut = [r for r in rows if r["track"] == "0"]  # the face, followed across every frame (Haar adds a stray box or two)
+    assert [int(r["frame"]) for r in astronaut] == list(range(20))
+    assert int(astronaut[-1]["x"]) > int(astronaut[0]["x"])  # the box moves with the face
+    cap = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+    cap.release()
+    assert (tmp_path / "clip_timeline.png").stat().st_size > 0
+    summary = json.loads((tmp_path / "clip_summary.json").read_text())
+    assert summary["complete"] and summary["last_frame"] == 19 and summary["faces"] == len(rows)
+
+
+def test_video_stride_recognises_every_nth_frame_and_keeps_all_in_the_mp4(recognizer, clip, tmp_path):
+    res = video_file(clip, out=tmp_path, recognizer=recognizer, stride=3, progress=False)
+    assert res.frames_processed == 7 and res.frames_read == 20
+    assert sorted({int(r["frame"]) for r in _csv_rows(tmp_path / "clip.csv")}) == list(range(0, 20, 3))
+    cap = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20
+    cap.release()
+
+
+def test_interrupted_video_keeps_what_was_written(recognizer, clip, tmp_path, monkeypatch):
+    real = Recognizer.predict
+    calls = {"n": 0}
+
+    def predict(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 11:
+            raise KeyboardInterrupt
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Recognizer, "predict", predict)
+    with pytest.raises(KeyboardInterrupt):
+        video_file(clip, out=tmp_path, recognizer=recognizer, progress=False)
+    rows = _csv_rows(tmp_path / "clip.csv")
+    assert sorted({int(r["frame"]) for r in rows}) == list(range(10))  # a valid CSV up to the last finished frame
+    summary = json.loads((tmp_path / "clip_summary.json").read_text())
+    assert summary["complete"] is False and summary["last_frame"] == 9
+    assert (tmp_path / "clip_timeline.png").exists()
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "text", "truncated"])
+def test_bad_videos_give_a_clear_error(recognizer, clip, tmp_path, case):
+    path = tmp_path / f"{case}.mp4"
+    if case == "empty":
+        path.write_bytes(b"")
+    elif case == "text":
+        path.write_text("not a video\n" * 100)
+    elif case == "truncated":
+        path.write_bytes(clip.read_bytes()[:len(clip.read_bytes()) // 2])
+    with pytest.raises(VideoError, match=str(path.name)):
+        video_file(path, out=tmp_path / "out", recognizer=recognizer, progress=False)
+
+
+def test_missing_camera_is_a_clear_error(recognizer):
+    with pytest.raises(VideoError, match="camera 97"):
+        next(recognizer.process_video(97))
