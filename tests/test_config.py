@@ -1,6 +1,7 @@
 """TrainConfig as the one definition of the training settings: the generated `ferkit train` options, to_argv,
 strict keys, what --resume may change; and the errors and deprecated flag spellings of the command line."""
 
+import json
 import re
 from dataclasses import MISSING, fields
 
@@ -112,6 +113,38 @@ def test_resume_takes_only_the_settings_that_may_change(tmp_path, capsys):
     assert err.startswith("ferkit: error: --resume continues a run with its own settings: --lr, --flip cannot change")
     assert len(err.splitlines()) == 1
     assert set(RESUMABLE) == {"epochs", "patience", "finetune_hard", "device", "threads"}
+
+
+def test_cli_resume_takes_the_settings_that_may_change(tmp_path, monkeypatch):
+    from ferkit.cli import run
+    from ferkit.data.synthetic import synthetic_dataset
+    from ferkit.training.trainer import Trainer
+
+    monkeypatch.setenv("FERKIT_CACHE_DIR", str(tmp_path / "cache"))
+    data = tmp_path / "toy.csv"
+    with open(data, "w") as f:
+        f.write("emotion,pixels,Usage\n")
+        toy = synthetic_dataset(per_class=(8, 4, 4), seed=0)
+        for split, usage in (("train", "Training"), ("val", "PublicTest"), ("test", "PrivateTest")):
+            s = toy.split(split)
+            f.writelines(f"{y},{' '.join(map(str, im.ravel()))},{usage}\n" for im, y in zip(s.images, s.labels))
+    save_last = Trainer.save_last
+
+    def killed(self):  # as if the process ended right after saving its first epoch
+        save_last(self)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save_last", killed)
+    common = ["--threads", "1", "--quiet"]
+    with pytest.raises(KeyboardInterrupt):
+        run(["train", "--model", "resnet_s", "--data", str(data), "--epochs", "1", "--batch-size", "16",
+             "--schedule", "plateau", "--project", str(tmp_path), "--name", "r", *common])
+    monkeypatch.setattr(Trainer, "save_last", save_last)
+    assert run(["train", "--resume", str(tmp_path / "r"), "--epochs", "2", "--patience", "3", *common]) == 0
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert (saved["epochs"], saved["patience"], saved["schedule"]) == (2, 3, "plateau")
+    assert [row.split(",")[0] for row in (tmp_path / "r" / "metrics.csv").read_text().splitlines()] == \
+        ["epoch", "1", "2"]
 
 
 def test_resumed_epochs_only_where_the_schedule_allows():

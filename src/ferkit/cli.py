@@ -255,11 +255,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(commands={_command_of(argv)} - {None}).parse_args(argv)
     if args.command == "train":
-        from .training.config import config_from_options, given_settings
+        from .training.config import config_from_options, given_settings, machine_defaults
         from .training.trainer import train
 
         if args.resume:
-            result = train(resume=args.resume, progress=not args.quiet, **given_settings(args))
+            settings = {**machine_defaults(), **given_settings(args)}  # device and threads: this machine's
+            result = train(resume=args.resume, progress=not args.quiet, **settings)
         else:
             if "model" not in args or "data" not in args:
                 raise SystemExit("ferkit train: --model and --data are required (or --resume RUN)")

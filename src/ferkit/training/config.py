@@ -23,6 +23,9 @@ SCHEDULES = ("cosine", "onecycle", "plateau", "exponential", "none")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
 RESUMABLE = ("epochs", "patience", "finetune_hard", "device", "threads")
 """The settings ``--resume`` may change; every other one is the run's own."""
+MACHINE = ("device", "threads")
+"""Settings of the machine, not of the run: ``ferkit train --resume`` takes them from its own flags (defaults: the
+auto device, all cores), not from the run it continues."""
 RETIRED_KEYS: frozenset[str] = frozenset()
 """Keys an old ``config.json`` may hold that are no longer settings, dropped when it is read. None so far: every
 field since the first release is still a field (old configs only lack newer fields, which take their defaults)."""
@@ -174,6 +177,11 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                      help="turn every augmentation off (the augmentation flags given with it still apply)")
     for f in fields(AugmentConfig):
         _add_option(aug, f, _default(f))
+
+
+def machine_defaults() -> dict[str, Any]:
+    """The defaults of the :data:`MACHINE` settings."""
+    return {f.name: _default(f) for f in fields(TrainConfig) if f.name in MACHINE}
 
 
 def given_settings(ns: argparse.Namespace) -> dict[str, Any]:
