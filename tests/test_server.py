@@ -59,6 +59,7 @@ def test_health_and_models(client):
     assert info["default"] == "resnet_s_fer2013"
     (model,) = info["models"]
     assert model["classes"] == CLASSES and model["detector"] == "blazeface" and model["precision"] == "fp32"
+    assert model["input"] == "48x48 grey face"  # the model's own input size
     assert model["limits"]["max_image_bytes"] == Limits().max_image_bytes
 
 

@@ -371,10 +371,10 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     @app.get("/v1/models", tags=["info"])
     async def models() -> dict:
         """The loaded model (the server has one) and how faces are found."""
-        meta = recognizer.classifier.metadata
+        meta, size = recognizer.classifier.metadata, recognizer.classifier.input_size
         return {"default": model_name, "models": [{
             "name": model_name, "architecture": meta.get("model"), "precision": meta.get("precision"),
-            "classes": list(recognizer.classes), "input": "48x48 grey face", "detector": recognizer.detector.name,
+            "classes": list(recognizer.classes), "input": f"{size}x{size} grey face", "detector": recognizer.detector.name,
             "align": recognizer.align, "limits": asdict(limits)}]}
 
     @app.get("/healthz", tags=["info"])
