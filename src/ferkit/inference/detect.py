@@ -21,7 +21,7 @@ import numpy as np
 
 from ..core.runtime import cpu_session
 from ..errors import ConfigError
-from .faces import Box, Detection
+from .faces import Box, Detection  # noqa: F401  (Box: its old import path)
 
 
 @runtime_checkable
