@@ -29,9 +29,9 @@ PHOTO = ROOT / "src" / "ferkit" / "assets" / "astronaut.jpg"
 Sample = tuple[float, float]  # seconds, peak RSS in MiB
 NOTES = ("Targets (issue 15, item 4): `ferkit --help` <= 0.5 s and a one-photo `ferkit predict` <= 1.5 s from a cold "
          "process. The Ray row is what a worker of `ferkit predict --engine ray` imports before its first task (the "
-         "old `import ferkit` loaded PyTorch, scikit-learn and matplotlib in every worker). The whole Ray start (cluster "
-         "and worker processes; predict_scale.md reports 9 s of worker start-up, measured with the old imports) "
-         "would need a Ray cluster started per sample on these 2 cores, so only the imports are timed.")
+         "old `import ferkit` loaded PyTorch, scikit-learn and matplotlib in every worker). The whole Ray start "
+         "(cluster and worker processes; predict_scale.md reports 9 s of worker start-up, measured with the old "
+         "imports) would need a Ray cluster started per sample on these 2 cores, so only the imports are timed.")
 
 
 def checkout(rev: str) -> Path:

@@ -173,7 +173,8 @@ def test_a_diverging_run_is_a_ferkit_error(tmp_path):
 
 
 def test_optional_import_names_the_extra():
-    with pytest.raises(MissingExtraError, match=r"Parquet output needs the optional extra: pip install 'ferkit\[parquet\]'") as exc:
+    message = r"Parquet output needs the optional extra: pip install 'ferkit\[parquet\]'"
+    with pytest.raises(MissingExtraError, match=message) as exc:
         optional_import("ferkit_no_such_module", "parquet", "Parquet output")
     assert isinstance(exc.value, ImportError) and isinstance(exc.value, FerkitError)
 

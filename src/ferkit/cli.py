@@ -293,11 +293,11 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         if not args.inputs and not args.file_list:
             raise SystemExit("ferkit predict: give images, folders or globs, or --file-list")
-        res = predict_files(args.inputs, out=args.out, model=args.weights, detector=args.detector, align=not args.no_align,
-                            detect=not args.no_detect, save_images=not args.no_save_images, progress=not args.quiet,
-                            file_list=args.file_list, formats=[f.strip() for f in args.format.split(",") if f.strip()],
-                            overwrite=args.overwrite, engine=args.engine, workers=args.ray_workers,
-                            threads=args.threads, batch=args.batch_size)
+        res = predict_files(args.inputs, out=args.out, model=args.weights, detector=args.detector,
+                            align=not args.no_align, detect=not args.no_detect, save_images=not args.no_save_images,
+                            progress=not args.quiet, file_list=args.file_list,
+                            formats=[f.strip() for f in args.format.split(",") if f.strip()], overwrite=args.overwrite,
+                            engine=args.engine, workers=args.ray_workers, threads=args.threads, batch=args.batch_size)
         print(f"{res.faces} face(s) in {res.images} image(s); results in {res.out_dir}"
               + (f"; {res.skipped} already done" if res.skipped else "")
               + (f"; {len(res.failed)} file(s) failed" if res.failed else "")
