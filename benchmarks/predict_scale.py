@@ -135,7 +135,7 @@ def main() -> None:
              f"{1e6 / driver_us / one:.0f} one-thread workers; writing the CSV, JSON Lines and Parquet rows is only "
              f"{write_us:.0f} us of it (about {round(1e6 / write_us, -3):,.0f} images/s): the rest is Ray Data's own "
              "work in the driver (its executor loop and a task per batch), part of which larger batches "
-             "(`--batch 64`) spread over more images. Past "
+             "(`--batch-size 64`) spread over more images. Past "
              "that, split the inputs (folders or file lists) into runs with their own --out. Inputs and --out must "
              "be on storage every host sees under the same path: workers read the images and write the annotated "
              "JPEGs."]

@@ -1,7 +1,7 @@
 """Bounded load test of ``ferkit serve`` on loopback: N concurrent clients for S seconds, a share of
 their requests bad.
 
-    .venv/bin/python benchmarks/server_load.py [--clients 50] [--seconds 60] [--bad 0] [--workers 1] [--out benchmarks/server_load.md]
+    .venv/bin/python benchmarks/server_load.py [--clients 50] [--seconds 60] [--bad 0] [--concurrency 1] [--out benchmarks/server_load.md]
 
 Starts ``ferkit serve`` in its own process on a free port, then runs the clients in this process
 (asyncio + httpx, one connection each, a new request as soon as the last one is answered). A good
@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=50)
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--bad", type=float, default=0.0, help="share of requests that are bad inputs (0..1)")
-    ap.add_argument("--workers", type=int, default=1, help="ferkit serve --workers")
+    ap.add_argument("--concurrency", type=int, default=1, help="ferkit serve --concurrency")
     ap.add_argument("--out", default="benchmarks/server_load.md")
     args = ap.parse_args()
     ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(frame_640x480(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -152,8 +152,8 @@ def main() -> None:
     good = Case("good 640x480 JPEG", "/v1/predict", 200, [("file", ("frame.jpg", jpeg, "image/jpeg"))])
     bad = bad_cases(jpeg)
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-c", "from ferkit.cli import main; main()", "serve", "--port", str(port), "--workers",
-                               str(args.workers)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([sys.executable, "-c", "from ferkit.cli import main; main()", "serve", "--port", str(port), "--concurrency",
+                               str(args.concurrency)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(300):
@@ -188,12 +188,12 @@ def main() -> None:
           f"(peak {rss_peak})")
     cmd = "`.venv/bin/python benchmarks/server_load.py" + (f" --clients {args.clients}" if args.clients != 50 else "") \
         + (f" --seconds {args.seconds:g}" if args.seconds != 60 else "") + (f" --bad {args.bad:g}" if args.bad else "") \
-        + (f" --workers {args.workers}" if args.workers != 1 else "") + "`"
+        + (f" --concurrency {args.concurrency}" if args.concurrency != 1 else "") + "`"
     lines = [f"# `ferkit serve` under load ({os.cpu_count()} cores, loopback)", "",
              f"Measured with {cmd}: {args.clients} concurrent clients for {args.seconds:g} s, each posting again as "
              f"soon as it is answered; {args.bad:.0%} of the requests are bad inputs (drawn at random from the "
              "kinds below), the rest a 640x480 JPEG with one face to `POST /v1/predict`; server "
-             f"`--workers {args.workers}`; the clients run on the same cores as the server. Latency is that of the "
+             f"`--concurrency {args.concurrency}`; the clients run on the same cores as the server. Latency is that of the "
              "good requests; RSS is the server's resident memory after the warm-up, after the load, and its peak.", "",
              "| requests | requests/s | 5xx | unexpected answers | good p50 ms | good p95 ms | good p99 ms "
              "| RSS before MiB | RSS after MiB | RSS peak MiB |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
