@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ferkit.data.labels import FER2013_CLASSES, FERPLUS_CLASSES, label_map
 from ferkit.data.synthetic import synthetic_dataset
@@ -46,6 +47,15 @@ def test_tta_views():
     assert len(ten) == 10 and all(v.shape == x.shape for v in ten)
     with pytest.raises(ValueError):
         tta_views(x, "twentycrop")
+
+
+def test_ten_crops_follow_the_input_size():
+    """Ten-crop views are 11/12 of the side whatever the input size: 44 of 48, 88 of 96."""
+    for size, crop in ((48, 44), (96, 88)):
+        x = torch.rand(1, 1, size, size)
+        corner = F.interpolate(x[..., :crop, :crop], size=(size, size), mode="bilinear", align_corners=False)
+        assert torch.equal(tta_views(x, "tencrop")[0], corner)
+        assert all(torch.equal(a, b) for a, b in zip(tta_views(x, "tencrop"), tta_views(x, "tencrop", crop)))
 
 
 @pytest.fixture(scope="module")

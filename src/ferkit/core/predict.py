@@ -22,15 +22,17 @@ def to_input(images: np.ndarray | torch.Tensor, mean: float, std: float, device:
     return x.contiguous(memory_format=torch.channels_last)
 
 
-def tta_views(x: torch.Tensor, tta: str, crop: int = 44) -> list[torch.Tensor]:
+def tta_views(x: torch.Tensor, tta: str, crop: int | None = None) -> list[torch.Tensor]:
     """The views averaged for ``tta``: the image; plus its mirror (flip); or ten crops of
-    ``crop`` pixels (four corners, centre, and their mirrors) resized back to the input size."""
+    ``crop`` pixels (default: 11/12 of the input's side, 44 of 48; four corners, centre, and their
+    mirrors) resized back to the input size."""
     if tta == "none":
         return [x]
     if tta == "flip":
         return [x, x.flip(-1)]
     if tta == "tencrop":
         size = x.shape[-1]
+        crop = round(size * 11 / 12) if crop is None else crop
         m, c = size - crop, (size - crop) // 2
         views = []
         for top, left in ((0, 0), (0, m), (m, 0), (m, m), (c, c)):
