@@ -1,69 +1,100 @@
-"""CPU training speed of every registered model, through the real training loop.
+"""CPU training speed through the real training loop, against the CPU's arithmetic peak.
 
-    .venv/bin/python benchmarks/train_speed.py [--images 1280] [--out benchmarks/train_speed.md]
+    .venv/bin/python benchmarks/train_speed.py [--models resnet_s resnet_m] [--crops 0 40] [--batch-sizes 64 128]
 
-Times ``Trainer.train_epoch`` (augmentation, forward, backward, SGD step; batch 64, channels_last)
-on synthetic 48x48 faces (speed does not depend on the pixels) after one warm-up epoch, and
-converts images/s into minutes per FER2013 epoch (28,709 Training images + PublicTest scoring).
+Times ``Trainer.train_epoch`` (augmentation, forward, backward, SGD step, channels_last) on synthetic
+48x48 faces (speed does not depend on the pixels) for every model x batch size x crop, after one
+warm-up epoch each. The variants are measured in alternating rounds (every variant once per round,
+the best round kept: a shared host's slow spells only ever slow a round down). Achieved GFLOP/s
+counts a training step as 3x the forward MACs x 2 FLOPs (forward, input and weight gradients);
+the peak is cores x clock x 32 fp32 FLOPs a cycle (two 256-bit FMA units, AVX2 without AVX-512).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import platform
-import time
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import torch
 
 from ferkit.data.synthetic import synthetic_dataset
-from ferkit.models import count_macs, count_parameters, create_model, list_models
+from ferkit.models import count_macs, count_parameters, create_model
 from ferkit.training import TrainConfig, Trainer
 
 FER2013_TRAIN = 28_709
+FLOPS_PER_CYCLE = 32  # AVX2: 2 FMA units x 8 fp32 lanes x 2 FLOPs
 
 
-def cpu_name() -> str:
+def cpu_info() -> tuple[str, float]:
+    """The CPU's name and clock in GHz, from /proc/cpuinfo."""
+    name, mhz = platform.processor(), 0.0
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor()
+            name = line.split(":", 1)[1].strip()
+        elif line.startswith("cpu MHz") and not mhz:
+            mhz = float(line.split(":", 1)[1])
+    return name, mhz / 1000
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=1280, help="images in the timed epoch")
-    ap.add_argument("--models", nargs="*", default=list_models())
+    ap.add_argument("--images", type=int, default=1280, help="images in each timed epoch")
+    ap.add_argument("--models", nargs="*", default=["resnet_s", "resnet_m"])
+    ap.add_argument("--crops", nargs="*", type=int, default=[0, 40], help="0 = whole 48x48 faces")
+    ap.add_argument("--batch-sizes", nargs="*", type=int, default=[64, 128])
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", default="benchmarks/train_speed.md")
     args = ap.parse_args()
-    per_class = args.images // 7 + 1
-    data = synthetic_dataset(per_class=(per_class, 2, 2), seed=0)
-    rows = []
+    data = synthetic_dataset(per_class=(args.images // 7 + 1, 2, 2), seed=0)
+    variants = list(itertools.product(args.models, args.batch_sizes, args.crops))
+    times: dict[tuple, list[float]] = {v: [] for v in variants}
     with TemporaryDirectory() as tmp:
-        for name in args.models:
-            t = Trainer(TrainConfig(model=name, data="synthetic", project=tmp, batch_size=64), dataset=data, progress=False)
-            warm = t.train_split.subset(torch.arange(320).numpy())
-            t.train_epoch(warm)
-            start = time.perf_counter()
-            stats = t.train_epoch(t.train_split)
-            wall = time.perf_counter() - start
-            ips = stats["images_per_s"]
-            model = create_model(name)
-            rows.append((name, count_parameters(model), count_macs(model), ips, FER2013_TRAIN / ips / 60, wall))
-            print(f"{name}: {ips:.0f} images/s")
+        trainers = {}
+        for v in variants:
+            model, batch, crop = v
+            t = Trainer(TrainConfig(model=model, data="synthetic", project=tmp, name=f"{model}-{batch}-{crop}",
+                                    batch_size=batch, augment={"crop": crop}), dataset=data, progress=False)
+            t.train_epoch(t.train_split.subset(torch.arange(min(3 * batch, len(t.train_split))).numpy()))  # warm-up
+            trainers[v] = t
+        for r in range(args.rounds):
+            for v in variants:
+                times[v].append(trainers[v].train_epoch(trainers[v].train_split)["images_per_s"])
+            print(f"round {r + 1}: " + ", ".join(f"{'/'.join(map(str, v))} {times[v][-1]:.0f}" for v in variants))
+    name, ghz = cpu_info()
+    threads = torch.get_num_threads()
+    peak = threads * ghz * FLOPS_PER_CYCLE
     lines = [
-        f"# CPU training speed ({cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__})",
+        f"# CPU training speed ({name}, {threads} threads at {ghz:.2f} GHz, torch {torch.__version__})",
         "",
-        "Measured with `.venv/bin/python benchmarks/train_speed.py` (batch 64, channels_last, full augmentation, "
-        "SGD-Nesterov). Minutes per epoch = 28,709 FER2013 Training images / images per second.",
+        f"Measured with `{_command(args)}`: the real training loop (augmentation, forward, backward, "
+        f"SGD-Nesterov step, channels_last) on synthetic faces, {args.rounds} alternating rounds, each variant's best round. "
+        f"GFLOP/s = images/s x 3 x forward MACs x 2; peak = {threads} cores x {ghz:.2f} GHz x {FLOPS_PER_CYCLE} "
+        f"FLOPs a cycle (AVX2 FMA, no AVX-512) = {peak:.0f} GFLOP/s at the nominal clock /proc/cpuinfo gives (boost clocks raise the real peak, and the shared host is sometimes several times slower: compare rows of one run rather than reading the percentages as exact). Minutes per epoch = 28,709 FER2013 Training "
+        "images / images per second (validation not counted). `crop` 40: training on random 40x40 windows "
+        "(`ferkit train --crop 40`); validation and inference still see the whole 48x48 face.",
         "",
-        "| model | params | MACs | train images/s | min per FER2013 epoch |",
-        "|---|---:|---:|---:|---:|",
+        "| model | params | batch | crop | MACs a training image | train images/s | GFLOP/s | % of peak | min per FER2013 epoch |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    lines += [f"| {n} | {p / 1e6:.2f}M | {m / 1e6:.1f}M | {ips:.0f} | {mins:.1f} |" for n, p, m, ips, mins, _ in rows]
+    for v in variants:
+        model, batch, crop = v
+        net = create_model(model)
+        macs = count_macs(net, input_size=crop or 48)
+        ips = max(times[v])
+        gflops = ips * 3 * macs * 2 / 1e9
+        lines.append(f"| {model} | {count_parameters(net) / 1e6:.2f}M | {batch} | {crop or 48} | {macs / 1e6:.1f}M | "
+                     f"{ips:.0f} | {gflops:.1f} | {gflops / peak:.0%} | {FER2013_TRAIN / ips / 60:.1f} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
+
+
+def _command(args: argparse.Namespace) -> str:
+    return (".venv/bin/python benchmarks/train_speed.py --models " + " ".join(args.models)
+            + " --crops " + " ".join(map(str, args.crops)) + " --batch-sizes " + " ".join(map(str, args.batch_sizes))
+            + f" --rounds {args.rounds} --images {args.images}")
 
 
 if __name__ == "__main__":
