@@ -34,7 +34,8 @@ class AugmentConfig:
     contrast: float = _knob(0.2, "max contrast change, fraction")
     erase: float = _knob(0.25, "random-erasing probability (one rectangle)")
     crop: int = _knob(0, "train on random PX x PX crops of each face, cut in the same resampling (e.g. 40 of 48: "
-                         "about 30%% fewer MACs a step); validation and inference see the whole face; 0 = off", "PX")
+                         "a quarter fewer MACs, 1.3x the speed, but 2.7 points less PublicTest at 20 epochs); "
+                         "validation and inference see the whole face; 0 = off", "PX")
 
     def __post_init__(self) -> None:
         if self.crop < 0:
