@@ -149,3 +149,23 @@ def clip(tmp_path_factory):
         w.write(frame)
     w.release()
     return path
+
+
+# --- The HTTP API's test client and the bundled photo's bytes (test_server.py, test_hardening_server.py) ---
+
+@pytest.fixture(scope="module")
+def client():
+    """The default app under Starlette's TestClient; server exceptions come back as 500 answers."""
+    from fastapi.testclient import TestClient
+
+    from ferkit.apps.server import create_app
+
+    with TestClient(create_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    from ferkit.demo import demo_photo
+
+    return demo_photo().read_bytes()

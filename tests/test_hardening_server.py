@@ -26,7 +26,6 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from ferkit.apps.predict import recognise_batch  # noqa: E402
 from ferkit.apps.server import Limits, create_app, uvicorn_config  # noqa: E402
-from ferkit.demo import demo_photo  # noqa: E402
 from ferkit.inference import Recognizer, decode_image, read_image  # noqa: E402
 from ferkit.inference import images  # noqa: E402
 
@@ -70,17 +69,6 @@ def _error(response, status: int, code: str) -> str:
     assert response.status_code == status, response.text
     assert response.json()["error"]["code"] == code, response.json()
     return response.json()["error"]["message"]
-
-
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def photo() -> bytes:
-    return demo_photo().read_bytes()
 
 
 @contextlib.contextmanager

@@ -31,17 +31,6 @@ def _png(array: np.ndarray, fmt: str = "PNG", **save) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture(scope="module")
-def client():
-    with TestClient(create_app(), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def photo() -> bytes:
-    return demo_photo().read_bytes()
-
-
 def _post(client, data: bytes, name: str = "photo.jpg", ctype: str = "image/jpeg", **params):
     return client.post("/v1/predict", files={"file": (name, data, ctype)}, params=params)
 
