@@ -1,21 +1,12 @@
-"""The face types every inference module shares: a detector's ``Detection``, a recognised ``Face``
-and a ``TrackedFace`` followed across video frames."""
+"""The face types every inference module shares: a detector's ``Detection`` (from :mod:`ferkit.core.faces`), a
+recognised ``Face`` and a ``TrackedFace`` followed across video frames."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import numpy as np
-
-Box = tuple[int, int, int, int]  # x, y, w, h in image pixels
-
-
-@dataclass
-class Detection:
-    box: Box
-    score: float
-    landmarks: np.ndarray | None = None  # (K, 2) pixels; BlazeFace: left eye, right eye (as seen), nose, mouth, ears
+from ..core.faces import Box, Detection  # noqa: F401  (defined in core: training crops photos too)
 
 
 @dataclass
