@@ -90,6 +90,23 @@ class TrainConfig:
     sync_bn: bool = _opt(False, "under torchrun on CUDA: BatchNorm statistics over the whole global batch")
     amp: bool = _opt(False, "CUDA only: bf16 autocast in the training step (refused on the CPU, where it is 5-18x "
                             "slower)")
+    input_size: int | None = _opt(None, "side of the square input the model sees: faces are resized to it (e.g. 96 "
+                                        "for ImageNet backbones)", metavar="PX", default_help="the model's own, "
+                                        "e.g. 48; --init: the checkpoint's")
+    channels: int | None = _opt(None, "input channels: 1 (grey) or 3 (the grey face repeated, for RGB backbones "
+                                      "as published; 1 with --pretrained sums the RGB first layer, the same result "
+                                      "at a third of its cost)", default_help="the model's own; --init: the "
+                                      "checkpoint's")
+    init: str | None = _opt(None, "start from this ferkit checkpoint's weights (a new optimizer and schedule); "
+                                  "layers whose shape differs (the head, for other classes) start fresh, and the "
+                                  "head keeps the rows of the classes both share", metavar="CKPT")
+    pretrained: str | None = _opt(None, "backbone weights from a local timm/torchvision state dict (.pth, .bin, "
+                                        ".safetensors) for a timm_* model; its classifier is replaced for these "
+                                        "classes (nothing is downloaded)", metavar="PATH")
+    freeze_epochs: int = _opt(0, "train only the head for the first N epochs (the backbone and its BatchNorm "
+                                 "statistics frozen), then everything", metavar="N")
+    backbone_lr_scale: float = _opt(1.0, "the backbone's learning rate is --lr times this (discriminative rates; "
+                                         "the head gets --lr)", metavar="S")
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, Mapping):
@@ -109,6 +126,16 @@ class TrainConfig:
             raise ConfigError(f"teacher_tta must be one of {TTA_MODES}, not {self.teacher_tta!r}")
         if not 0 <= self.ema < 1:
             raise ConfigError("ema (the decay per step) must be in [0, 1); 0 turns it off")
+        if self.input_size is not None and self.input_size < 8:
+            raise ConfigError(f"input_size must be at least 8 pixels, not {self.input_size}")
+        if self.channels not in (None, 1, 3):
+            raise ConfigError(f"channels must be 1 (grey) or 3 (grey repeated as RGB), not {self.channels}")
+        if self.init and self.pretrained:
+            raise ConfigError("--init (a ferkit checkpoint) and --pretrained (backbone weights) exclude each other")
+        if not 0 <= self.freeze_epochs < self.epochs:
+            raise ConfigError(f"freeze_epochs must be in [0, epochs), not {self.freeze_epochs} of {self.epochs}")
+        if not self.backbone_lr_scale > 0:
+            raise ConfigError("backbone_lr_scale must be > 0 (use --freeze-epochs to hold the backbone still)")
 
     @property
     def learning_rate(self) -> float:
