@@ -337,9 +337,9 @@ def test_cli_reads_a_spaced_header_and_names_a_missing_column_in_one_line(tmp_pa
     path = csv_with_header(tmp_path / "icml_face_data.csv", *HEADERS["icml_face_data"])
     code, output = run_cli(capsys, "data-report", "--data", path, "--out", tmp_path / "report")
     assert code == 0 and f"{path}: 40 images, 7 classes" in output and "error" not in output
-    bad = csv_with_header(tmp_path / "no-usage.csv", '"emotion", "pixels", "split"', lambda y, p, u: f"{y},{p},{u}")
+    bad = csv_with_header(tmp_path / "no-pixels.csv", '"emotion", "image", "Usage"', lambda y, p, u: f"{y},{p},{u}")
     assert_one_line_error(*run_cli(capsys, "data-report", "--data", bad, "--out", tmp_path / "report"),
-                          f"{bad}:1: missing column(s) Usage; header is ['emotion', 'pixels', 'split']")
+                          f"{bad}:1: missing column(s) pixels; header is ['emotion', 'image', 'Usage']")
 
 
 # --- Noticed on the way: damaged cache entries, empty or binary fer2013new.csv --------------------

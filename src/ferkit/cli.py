@@ -58,7 +58,8 @@ def _add_data_args(p: argparse.ArgumentParser, labels_default: str | None = "fer
     from .data.dataset import LABEL_SETS
 
     p.add_argument("--data", required=True, metavar="PATH",
-                   help="fer2013.csv, fer2013.csv.gz, fer2013.tar.gz, or an image folder with train/ and test/")
+                   help="fer2013.csv (.csv.gz, .tar.gz; Kaggle's icml_face_data.csv and train.csv too), an image "
+                        "folder with train/ and test/ (or of class folders), or KDEF")
     p.add_argument("--labels", choices=LABEL_SETS, default=labels_default,
                    help="fer2013 (7 classes), ferplus (FER+ majority, 8 classes) or ferplus-soft (vote distributions)"
                         + ("" if labels_default else "; default: those the checkpoint was trained on"))
@@ -213,9 +214,12 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _data_report_parser(sub: argparse._SubParsersAction) -> None:
+    from .training.config import add_data_options
+
     p = _command(sub, "data-report")
     _add_data_args(p)
     p.add_argument("--out", default="runs/data-report", help="output folder (default: runs/data-report)")
+    add_data_options(p.add_argument_group("splits and images (as ferkit train reads them)"))
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
@@ -339,7 +343,11 @@ def run(argv: Sequence[str] | None = None) -> int:
     elif args.command == "data-report":
         from .data.report import data_report
 
-        print(data_report(args.data, args.out, labels=args.labels, ferplus=args.ferplus, skip_bad_rows=args.skip_bad_rows))
+        from .core.detect import FaceCropper
+        from .data.dataset import split_settings
+
+        print(data_report(args.data, args.out, labels=args.labels, ferplus=args.ferplus, skip_bad_rows=args.skip_bad_rows,
+                          cropper=FaceCropper(), **split_settings(vars(args))))
     elif args.command == "demo":
         from .demo import demo, demo_train
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.dataset import FERDataset, load_dataset
+from ..data.dataset import FERDataset, load_dataset, split_settings
 from ..errors import FerkitError
 from ..models.registry import create_model
 
@@ -137,17 +137,19 @@ class Checkpoint:
 
     def dataset(self, data: str | Path | FERDataset | None = None, labels: str | None = None,
                 ferplus: str | Path | None = None, skip_bad_rows: bool = False, progress: bool = False) -> FERDataset | None:
-        """The data set to evaluate it on, split as its run split it (its ``val_fraction`` and ``seed``):
-        ``data`` (default: its run's data, None when that is gone), with ``labels`` (default: its own)."""
+        """The data set to evaluate it on, read and split as its run did (its ``val_fraction``, ``seed``, ``split_by``,
+        ``classes``, ``faces`` ...): ``data`` (default: its run's data, None when that is gone), with ``labels``
+        (default: its own)."""
+        from .detect import FaceCropper  # OpenCV and the detector, only for data that needs them
+
         if isinstance(data, FERDataset):
             return data
         if data is None:
             data = self.config.get("data")
             if not data or not Path(data).exists():
                 return None
-        return load_dataset(data, labels=labels or self.labels, ferplus=ferplus,
-                            val_fraction=self.config.get("val_fraction", 0.1), seed=self.config.get("seed", 0),
-                            skip_bad_rows=skip_bad_rows, progress=progress)
+        return load_dataset(data, labels=labels or self.labels, ferplus=ferplus, skip_bad_rows=skip_bad_rows,
+                            progress=progress, cropper=FaceCropper(), **split_settings(self.config))
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]

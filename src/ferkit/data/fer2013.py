@@ -1,5 +1,9 @@
 """Reader for FER2013 in Kaggle CSV form: ``.csv``, ``.csv.gz`` or the ``fer2013.tar.gz`` archive.
 
+Known by the header, whatever the file's name: ``emotion,pixels,Usage`` (fer2013.csv), ``emotion, Usage, pixels``
+with spaces (the ICML challenge's icml_face_data.csv), or ``emotion,pixels`` without Usage (the challenge's
+train.csv: its rows get an empty Usage, and :func:`~ferkit.data.dataset.load_dataset` carves seeded splits).
+
 Rows are parsed one at a time into a preallocated uint8 array, so memory stays near the size of
 the images themselves (35,887 x 48 x 48 = 83 MB).
 """
@@ -22,7 +26,7 @@ from .errors import DataError
 from .labels import FER2013_CLASSES, IMAGE_SIZE
 
 NUM_PIXELS = IMAGE_SIZE * IMAGE_SIZE
-REQUIRED_COLUMNS = ("emotion", "pixels", "Usage")
+REQUIRED_COLUMNS = ("emotion", "pixels")
 USAGES = ("Training", "PublicTest", "PrivateTest")
 
 
@@ -32,7 +36,7 @@ class Fer2013Table:
 
     images: np.ndarray  # (N, 48, 48) uint8
     labels: np.ndarray  # (N,) int64
-    usage: np.ndarray  # (N,) str
+    usage: np.ndarray  # (N,) str; all "" when the file has no Usage column
     rows: np.ndarray  # (N,) int64, 0-based data-row index in the file (the FER+ join key)
     skipped: list[str]  # one message per skipped bad row
 
@@ -114,8 +118,8 @@ def _parse_pixels(text: bytes) -> np.ndarray | str:
 
 def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progress: bool = False) -> Fer2013Table:
     """Parse a FER2013 CSV. Columns are found by name, quoted or padded with spaces or not (Kaggle's
-    icml_face_data.csv has ``emotion, Usage, pixels``). A bad row raises :class:`DataError` naming file and
-    line, unless ``skip_bad_rows``, which skips it and records why in ``skipped``."""
+    icml_face_data.csv has ``emotion, Usage, pixels``); Usage may be absent (train.csv). A bad row raises
+    :class:`DataError` naming file and line, unless ``skip_bad_rows``, which skips it and records why in ``skipped``."""
     path = Path(path)
     if not path.exists():
         raise DataError(path, "no such file")
@@ -131,6 +135,7 @@ def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progres
             if missing:
                 raise DataError(path, f"missing column(s) {', '.join(missing)}; header is {header}", line=1)
             col = {c: header.index(c) for c in REQUIRED_COLUMNS}
+            usage_col = header.index("Usage") if "Usage" in header else None
             lines = handle
             if show_progress:
                 from tqdm import tqdm
@@ -152,9 +157,9 @@ def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progres
                         problem = image
                     elif not emotion.isdigit() or int(emotion) >= len(FER2013_CLASSES):
                         problem = f"label {emotion.decode(errors='replace')!r} is not in 0..{len(FER2013_CLASSES) - 1}"
-                    elif fields[col["Usage"]].strip().decode(errors="replace") not in USAGES:
-                        problem = (f"unknown Usage value {fields[col['Usage']].strip().decode(errors='replace')!r}; "
-                                   f"expected {', '.join(USAGES)}")
+                    elif usage_col is not None and fields[usage_col].strip().decode(errors="replace") not in USAGES:
+                        used = fields[usage_col].strip().decode(errors="replace")
+                        problem = f"unknown Usage value {used!r}; expected {', '.join(USAGES)}"
                 if problem is not None:
                     if not skip_bad_rows:
                         raise DataError(path, problem + " (use --skip-bad-rows to skip such rows)", line=line_no)
@@ -165,7 +170,7 @@ def read_fer2013_csv(path: str | Path, skip_bad_rows: bool = False, show_progres
                     images = np.concatenate([images, np.empty_like(images)])
                 images[n] = image
                 labels.append(int(emotion))
-                usage.append(fields[col["Usage"]].strip().decode())
+                usage.append("" if usage_col is None else fields[usage_col].strip().decode())
                 rows.append(row_index)
     except (OSError, EOFError, zlib.error, tarfile.TarError, UnicodeDecodeError) as exc:
         damage = _gzip_damage(exc)

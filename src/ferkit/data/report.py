@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..figures import plt, save_figure
 from .dataset import FERDataset, load_dataset
 from .duplicates import find_duplicates
+from .photos import Cropper
 
 
 def class_counts(dataset: FERDataset) -> dict[str, list[int]]:
@@ -48,9 +50,11 @@ def plot_samples(dataset: FERDataset, path: Path, per_class: int = 10, seed: int
 
 
 def data_report(data: str | Path, out: str | Path, labels: str = "fer2013", ferplus: str | Path | None = None,
-                skip_bad_rows: bool = False) -> str:
-    """Write counts.png, samples.png and report.json to ``out``; return the printed summary."""
-    dataset = load_dataset(data, labels=labels, ferplus=ferplus, skip_bad_rows=skip_bad_rows, progress=True)
+                skip_bad_rows: bool = False, cropper: Cropper | None = None, **options: Any) -> str:
+    """Write counts.png, samples.png and report.json to ``out``; return the printed summary. ``cropper`` and
+    ``options`` (``val_fraction``, ``split_by``, ``classes``, ``faces`` ...) as :func:`load_dataset` takes them."""
+    dataset = load_dataset(data, labels=labels, ferplus=ferplus, skip_bad_rows=skip_bad_rows, progress=True,
+                           cropper=cropper, **options)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     counts = class_counts(dataset)
@@ -58,7 +62,7 @@ def data_report(data: str | Path, out: str | Path, labels: str = "fer2013", ferp
     plot_class_counts(dataset, out / "counts.png")
     plot_samples(dataset, out / "samples.png")
     report = {"source": dataset.source, "classes": list(dataset.classes), "counts": counts,
-              "skipped_rows": dataset.skipped, "duplicates": dup.as_dict()}
+              "skipped_rows": dataset.skipped, "no_face": dataset.no_face, "duplicates": dup.as_dict()}
     (out / "report.json").write_text(json.dumps(report, indent=2))
     w = max(len(c) for c in dataset.classes) + 2
     lines = [f"{dataset.source}: {sum(len(s) for s in dataset.splits.values())} images, {dataset.num_classes} classes"]
@@ -71,6 +75,8 @@ def data_report(data: str | Path, out: str | Path, labels: str = "fer2013", ferp
     for n, d in dup.across.items():
         lines.append(f"  {n}: {dup.within[n]} repeats within; " + ", ".join(f"{v} also in {m}" for m, v in d.items()))
     if dataset.skipped:
-        lines.append(f"skipped {len(dataset.skipped)} bad rows (see report.json)")
+        lines.append(f"skipped {len(dataset.skipped)} bad rows or files (see report.json)")
+    if dataset.no_face_note:
+        lines.append(dataset.no_face_note + " (all in report.json)")
     lines.append(f"figures and report.json in {out}")
     return "\n".join(lines)

@@ -15,7 +15,10 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replac
 from typing import Any
 
 from ..data.augment import TTA_MODES, AugmentConfig
-from ..data.dataset import LABEL_SETS
+from ..data.dataset import LABEL_SETS, SPLIT_BY, SPLIT_SETTINGS, check_fractions
+from ..data.classnames import parse_class_map
+from ..data.kdef import parse_angles
+from ..data.photos import FACE_MODES
 from ..errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -44,8 +47,8 @@ def _opt(default: Any = MISSING, help: str = "", *, flag: str | None = None, met
 @dataclass
 class TrainConfig:
     model: str = _opt(help="registry name (see `ferkit models`)")
-    data: str = _opt(help="fer2013.csv, fer2013.csv.gz, fer2013.tar.gz, or an image folder with train/ and test/",
-                     metavar="PATH")
+    data: str = _opt(help="fer2013.csv (.csv.gz, .tar.gz; Kaggle's icml_face_data.csv and train.csv too), an image "
+                          "folder with train/ and test/ (or of class folders), or KDEF", metavar="PATH")
     name: str | None = _opt(None, "run folder name, refused if taken",
                             default_help="the model name, numbered if taken")
     project: str = _opt("runs", "folder holding the runs")
@@ -84,7 +87,23 @@ class TrainConfig:
     limit: int | None = _opt(None, "at most N images per split, for quick experiments", metavar="N",
                              default_help="all")
     skip_bad_rows: bool = _opt(False, "skip and count bad rows/files instead of stopping")
-    val_fraction: float = _opt(0.1, "image folders without val/: share of train/ held out")
+    val_fraction: float = _opt(0.1, "data without a val split (image folders without val/, train.csv, KDEF, class "
+                                    "folders): share held out for validation")
+    test_fraction: float = _opt(0.1, "data without a test split (train.csv, KDEF, a folder of class folders): share "
+                                     "held out for the test report")
+    split_by: str = _opt("auto", "how held-out shares are drawn: image (stratified by class) or subject (no person in "
+                                 "two splits: KDEF's actors); auto: subject where the data names subjects",
+                         choices=SPLIT_BY)
+    classes: list[str] = _opt(help="map class-folder names: FOLDER=CLASS (joy=happy; misc=skip leaves a folder out); "
+                                   "angry/anger, disgust(ed), fear(ful)/afraid, happy/happiness, sad(ness), "
+                                   "surprise(d), neutral and contempt are known in any case", metavar="FOLDER=CLASS",
+                              factory=list)
+    angles: list[str] = _opt(help="KDEF camera angles: S (straight), HL HR (half left/right), FL FR (full "
+                                  "left/right), or all (default: S)", metavar="CODE", factory=lambda: ["S"])
+    faces: str = _opt("auto", "image files are face crops (cropped) or photos (detect) whose largest face is found, "
+                              "eye-aligned and cropped to 48x48 as at inference (BlazeFace; crops cached; photos "
+                              "without a face reported and left out); auto: a photo is an image whose shorter side is "
+                              "at least 5x 48 px", choices=FACE_MODES)
     tensorboard: bool = _opt(False, "also log metrics to <run>/tensorboard (pip install 'ferkit[tensorboard]')")
     dropout: float | None = _opt(None, "rate of every Dropout layer", default_help="the model's own")
     sync_bn: bool = _opt(False, "under torchrun on CUDA: BatchNorm statistics over the whole global batch")
@@ -126,6 +145,12 @@ class TrainConfig:
             raise ConfigError(f"teacher_tta must be one of {TTA_MODES}, not {self.teacher_tta!r}")
         if not 0 <= self.ema < 1:
             raise ConfigError("ema (the decay per step) must be in [0, 1); 0 turns it off")
+        for name, allowed in (("split_by", SPLIT_BY), ("faces", FACE_MODES)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
+        check_fractions(self.val_fraction, self.test_fraction)
+        parse_class_map(self.classes)
+        parse_angles(self.angles)
         if self.input_size is not None and self.input_size < 8:
             raise ConfigError(f"input_size must be at least 8 pixels, not {self.input_size}")
         if self.channels not in (None, 1, 3):
@@ -204,6 +229,14 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
                      help="turn every augmentation off (the augmentation flags given with it still apply)")
     for f in fields(AugmentConfig):
         _add_option(aug, f, _default(f))
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    """The options of the settings that decide how data is read and split (``SPLIT_SETTINGS``), as ``ferkit train``
+    has them, for commands that read a data set on their own (``ferkit data-report``)."""
+    for f in fields(TrainConfig):
+        if f.name in SPLIT_SETTINGS:
+            _add_option(p, f, _default(f))
 
 
 def machine_defaults() -> dict[str, Any]:

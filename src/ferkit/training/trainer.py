@@ -34,8 +34,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..data.augment import augment_batch, mixup
-from ..data.dataset import FERDataset, Split, load_dataset
+from ..data.dataset import FERDataset, Split, load_dataset, split_settings
 from ..core.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from ..core.detect import FaceCropper
 from ..core.device import resolve_device, setup_device
 from ..core.predict import ensemble_proba, predict_proba, to_input
 from ..errors import ConfigError, DivergedError, optional_import
@@ -115,10 +116,13 @@ class Trainer:
         if dataset is None:
             if not self.dist.is_main:
                 distributed.barrier(self.dist)  # rank 0 reads (and caches) the data set first
-            dataset = load_dataset(cfg.data, labels=cfg.labels, ferplus=cfg.ferplus, val_fraction=cfg.val_fraction,
-                                   seed=cfg.seed, skip_bad_rows=cfg.skip_bad_rows, progress=self.progress)
+            dataset = load_dataset(cfg.data, labels=cfg.labels, ferplus=cfg.ferplus, skip_bad_rows=cfg.skip_bad_rows,
+                                   progress=self.progress, cropper=FaceCropper(), **split_settings(cfg.to_dict()))
             if self.dist.is_main:
                 distributed.barrier(self.dist)
+            if self.progress:
+                for note in filter(None, (dataset.skipped_note, dataset.no_face_note)):
+                    tqdm.write(f"{cfg.data}: {note}")
         self.data = dataset
         if cfg.limit:
             self.data = self.data.subsample(cfg.limit, seed=cfg.seed)
