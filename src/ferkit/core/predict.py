@@ -1,4 +1,5 @@
-"""Batched class probabilities for arrays of grey faces (48x48 for FER2013), with optional test-time augmentation."""
+"""Batched class probabilities for arrays of grey faces (48x48 for FER2013, resized to the model's input size),
+with optional test-time augmentation."""
 
 from __future__ import annotations
 
@@ -20,6 +21,24 @@ def to_input(images: np.ndarray | torch.Tensor, mean: float, std: float, device:
     x = torch.as_tensor(images).to(device)
     x = (x.float().unsqueeze(1) / 255.0 - mean) / std
     return x.contiguous(memory_format=torch.channels_last)
+
+
+def fit_input(x: torch.Tensor, size: int, channels: int = 1) -> torch.Tensor:
+    """Grey faces (N, 1, H, W) as a model of input ``size`` and ``channels`` takes them: resized (bilinear,
+    antialiased when shrinking) where H or W differs, the grey channel repeated for 3-channel models."""
+    if x.shape[-2:] != (size, size):
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
+    if x.shape[1] != channels:
+        x = x.expand(-1, channels, -1, -1)
+    return x.contiguous(memory_format=torch.channels_last)
+
+
+def resize_faces(images: np.ndarray, size: int) -> np.ndarray:
+    """uint8 faces (N, H, W) resized to (N, size, size) as :func:`fit_input` resizes them, rounded back to uint8."""
+    if images.shape[1:] == (size, size):
+        return images
+    x = fit_input(torch.from_numpy(np.ascontiguousarray(images)).float().unsqueeze(1), size)
+    return x.squeeze(1).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def tta_views(x: torch.Tensor, tta: str, crop: int | None = None) -> list[torch.Tensor]:
@@ -45,8 +64,10 @@ def tta_views(x: torch.Tensor, tta: str, crop: int | None = None) -> list[torch.
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float, tta: str = "none",
-                  batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
-    """Softmax probabilities (N, C), averaged over the TTA views."""
+                  batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = False,
+                  input_size: int | None = None, channels: int = 1) -> np.ndarray:
+    """Softmax probabilities (N, C), averaged over the TTA views; the faces are fitted to the model's
+    ``input_size`` (default: their own) and ``channels`` (:func:`fit_input`) before the views are cut."""
     was_training = model.training
     model.eval()
     out = []
@@ -57,6 +78,7 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float,
         starts = tqdm(starts, desc=f"predict (tta={tta})", unit=" batch", leave=False)
     for i in starts:
         x = to_input(images[i : i + batch_size], mean, std, device)
+        x = fit_input(x, input_size or x.shape[-1], channels)
         probs = torch.stack([F.softmax(model(v.contiguous(memory_format=torch.channels_last)), 1)
                              for v in tta_views(x, tta)]).mean(0)
         out.append(probs.float().cpu().numpy())
@@ -66,6 +88,8 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float,
 
 def ensemble_proba(members: Sequence[tuple[nn.Module, Checkpoint]], images: np.ndarray, tta: str = "none",
                    device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
-    """The mean of the members' probabilities; each member is (model, its checkpoint), whose mean/std it is fed with."""
-    return np.mean([predict_proba(model, images, ckpt.mean, ckpt.std, tta=tta, device=device, progress=progress)
+    """The mean of the members' probabilities; each member is (model, its checkpoint), whose mean/std, input size
+    and channels it is fed with."""
+    return np.mean([predict_proba(model, images, ckpt.mean, ckpt.std, tta=tta, device=device, progress=progress,
+                                  input_size=ckpt.input_size, channels=ckpt.channels)
                     for model, ckpt in members], axis=0)

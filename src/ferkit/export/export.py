@@ -9,7 +9,7 @@ import numpy as np
 
 from ..data.dataset import FERDataset
 from ..core.checkpoint import load_checkpoint
-from ..core.predict import predict_proba
+from ..core.predict import predict_proba, resize_faces
 from ..errors import ConfigError
 from .onnx import export_onnx
 
@@ -45,7 +45,8 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     if dataset is not None:
         train = dataset.split("train")
         rng = np.random.default_rng(seed)
-        calibration = train.images[np.sort(rng.permutation(len(train))[:calibration_images])]
+        calibration = resize_faces(train.images[np.sort(rng.permutation(len(train))[:calibration_images])],
+                                   ckpt.input_size)
     source = Path(checkpoint) / "best.pt" if Path(checkpoint).is_dir() else Path(checkpoint)
     default_suffix = ".tflite" if format == "tflite" else (".int8.onnx" if int8 else ".onnx")
     out = Path(out) if out else source.with_suffix(default_suffix)
@@ -60,11 +61,13 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     model = ckpt.build_model()
     size = ckpt.input_size
     check = calibration[:256] if calibration is not None else np.random.default_rng(seed).integers(0, 256, (64, size, size), dtype=np.uint8)
-    ref = predict_proba(model, check, ckpt.mean, ckpt.std)
+    ref = predict_proba(model, check, ckpt.mean, ckpt.std, channels=ckpt.channels)
     diff = float(np.abs(runtime(check) - ref).max())
     acc_t = acc_o = None
     if dataset is not None:
         val = dataset.split("val")
-        acc_t = float((predict_proba(model, val.images, ckpt.mean, ckpt.std).argmax(1) == val.labels).mean())
-        acc_o = float((runtime(val.images).argmax(1) == val.labels).mean())
+        faces = resize_faces(val.images, size)
+        acc_t = float((predict_proba(model, faces, ckpt.mean, ckpt.std, channels=ckpt.channels).argmax(1)
+                       == val.labels).mean())
+        acc_o = float((runtime(faces).argmax(1) == val.labels).mean())
     return ExportResult(path, diff, acc_t, acc_o)

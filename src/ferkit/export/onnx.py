@@ -1,8 +1,8 @@
 """ONNX export: fp32, and static int8 calibrated on Training images, for ONNX Runtime.
 
 The exported graph takes grey faces as float32 (N, 1, S, S), S the checkpoint's input size (48 for
-FER2013), with values 0..255, and returns class probabilities (N, C): normalisation and softmax are
-inside, so a runtime needs nothing but the file.
+FER2013), with values 0..255, and returns class probabilities (N, C): normalisation, the repetition of
+the grey channel for 3-channel models, and softmax are inside, so a runtime needs nothing but the file.
 Its metadata names the classes, the model and the checkpoint it came from.
 """
 
@@ -29,21 +29,25 @@ INPUT, OUTPUT = "faces", "probs"
 
 
 class ExportWrapper(nn.Module):
-    """grey 0..255 -> normalised -> model -> softmax."""
+    """grey 0..255 -> normalised -> repeated to ``channels`` -> model -> softmax."""
 
-    def __init__(self, model: nn.Module, mean: float, std: float) -> None:
+    def __init__(self, model: nn.Module, mean: float, std: float, channels: int = 1) -> None:
         super().__init__()
         self.model = model
         self.scale = 1.0 / (255.0 * std)
         self.shift = mean / std
+        self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.softmax(self.model(x * self.scale - self.shift), dim=1)
+        x = x * self.scale - self.shift
+        if self.channels != 1:
+            x = x.expand(-1, self.channels, -1, -1)
+        return F.softmax(self.model(x), dim=1)
 
 
 def input_shape(ckpt: Checkpoint, batch: int | str = "N") -> tuple[int | str, int, int, int]:
-    """The exported graph's input: (batch, channels, size, size)."""
-    return batch, ckpt.channels, ckpt.input_size, ckpt.input_size
+    """The exported graph's input: grey faces (batch, 1, size, size), whatever the model's channels."""
+    return batch, 1, ckpt.input_size, ckpt.input_size
 
 
 def _metadata(ckpt: Checkpoint, int8: bool) -> dict[str, str]:
@@ -55,7 +59,7 @@ def _metadata(ckpt: Checkpoint, int8: bool) -> dict[str, str]:
 
 
 def _export_fp32(ckpt: Checkpoint, path: Path) -> None:
-    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std).eval()
+    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std, ckpt.channels).eval()
     example = (torch.zeros(input_shape(ckpt, 2)),)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level

@@ -24,7 +24,7 @@ def export_tflite(ckpt: Checkpoint, out: Path) -> Path:
     """Convert a loaded checkpoint to ``out`` (.tflite) plus ``out.json`` with its classes."""
     out.parent.mkdir(parents=True, exist_ok=True)
     litert_torch = optional_import("litert_torch", "tflite", "--format tflite")
-    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std).eval()
+    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std, ckpt.channels).eval()
     litert_torch.convert(wrapper, (torch.zeros(input_shape(ckpt, 1)),)).export(str(out))
     meta = {"model": ckpt.model, "classes": list(ckpt.classes),
             "input": f"one grey face float32 ({', '.join(map(str, input_shape(ckpt, 1)))}), values 0..255",

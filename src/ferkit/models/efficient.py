@@ -45,6 +45,26 @@ class ResNetFER(nn.Module):
         return self.head(self.features(x))
 
 
+class VGGFER(nn.Module):
+    """VGG-style stages of 3x3 conv-BN-ReLU pairs with max-pooling, ending in global average pooling (no big dense
+    layers): a member unlike the ResNets for ensembles."""
+
+    def __init__(self, widths: tuple[int, ...], num_classes: int = 7, in_chans: int = 1, dropout: float = 0.3) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = in_chans
+        for i, w in enumerate(widths):
+            if i:
+                layers.append(nn.MaxPool2d(2))
+            layers += [conv_bn(cin, w), conv_bn(w, w)]
+            cin = w
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(dropout), nn.Linear(cin, num_classes))
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
 class InvertedResidual(nn.Module):
     def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
         super().__init__()
@@ -85,6 +105,16 @@ def resnet_s(num_classes: int = 7, in_chans: int = 1) -> nn.Module:
 @register_model("resnet_m", "ResNet for 48x48, widths 64-128-256-512, two basic blocks per stage (ResNet-18 depth)")
 def resnet_m(num_classes: int = 7, in_chans: int = 1) -> nn.Module:
     return ResNetFER((64, 128, 256, 512), (2, 2, 2, 2), num_classes, in_chans)
+
+
+@register_model("resnet_sw", "wider resnet_s: widths 48-96-192-384, one basic block per stage (ensemble member)")
+def resnet_sw(num_classes: int = 7, in_chans: int = 1) -> nn.Module:
+    return ResNetFER((48, 96, 192, 384), (1, 1, 1, 1), num_classes, in_chans)
+
+
+@register_model("vgg_gap", "VGG-style 4x2 convs 32-64-128-256 with BatchNorm and global average pooling (ensemble member)")
+def vgg_gap(num_classes: int = 7, in_chans: int = 1) -> nn.Module:
+    return VGGFER((32, 64, 128, 256), num_classes, in_chans)
 
 
 @register_model("mobilenet_s", "MobileNetV2-style inverted residuals for 48x48 (depthwise convolutions)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,30 +17,41 @@ class ModelEntry:
     builder: Callable[..., nn.Module]
     description: str
     input_size: int = 48
+    channels: int = 1
+    requires: str | None = None  # the optional module it is built with (timm), if any
+
+    @property
+    def available(self) -> bool:
+        """Whether the module it needs is installed (its builder then works)."""
+        return self.requires is None or importlib.util.find_spec(self.requires) is not None
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, description: str, input_size: int = 48) -> Callable:
+def register_model(name: str, description: str, input_size: int = 48, channels: int = 1,
+                   requires: str | None = None) -> Callable:
+    """Register a builder ``(num_classes, in_chans) -> nn.Module`` with its default input size and channels;
+    ``requires`` names an optional module it needs (it is then listed only where that is installed)."""
     def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} registered twice")
-        _REGISTRY[name] = ModelEntry(name, builder, description, input_size)
+        _REGISTRY[name] = ModelEntry(name, builder, description, input_size, channels, requires)
         return builder
 
     return wrap
 
 
-def list_models() -> list[str]:
-    return sorted(_REGISTRY)
+def list_models(include_unavailable: bool = False) -> list[str]:
+    """The registered names; those whose optional module is not installed only with ``include_unavailable``."""
+    return sorted(n for n, e in _REGISTRY.items() if include_unavailable or e.available)
 
 
 def model_entry(name: str) -> ModelEntry:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; choose from: {', '.join(list_models())}") from None
+        raise ConfigError(f"unknown model {name!r}; choose from: {', '.join(list_models(True))}") from None
 
 
 def create_model(name: str, num_classes: int = 7, in_chans: int = 1) -> nn.Module:

@@ -6,14 +6,21 @@ import torch
 from torch import nn
 
 from .config import TrainConfig
+from .warmstart import split_parameters
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float | None = None) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg`` at ``lr`` (default: the config's); with ``backbone_lr_scale`` the parameters outside
+    the head get ``lr * backbone_lr_scale`` (groups: backbone decay, no decay, then the head's)."""
     lr = lr if lr is not None else cfg.learning_rate
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (no_decay if p.ndim <= 1 else decay).append(p)  # no weight decay on biases and norms
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    parts = [(list(model.parameters()), lr)]
+    if cfg.backbone_lr_scale != 1:
+        backbone, head = split_parameters(model)
+        parts = [(backbone, lr * cfg.backbone_lr_scale), (head, lr)]
+    groups = []
+    for params, group_lr in parts:  # no weight decay on biases and norms
+        groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay, "lr": group_lr},
+                   {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": group_lr}]
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
     if cfg.optimizer == "adam":
@@ -34,7 +41,7 @@ class Schedule:
             main = S.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
             self.sched = S.SequentialLR(optimizer, [S.LinearLR(optimizer, 0.01, 1.0, warmup), main], [warmup]) if warmup else main
         elif cfg.schedule == "onecycle":
-            self.sched = S.OneCycleLR(optimizer, max_lr=cfg.learning_rate, total_steps=total,
+            self.sched = S.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
                                       pct_start=max(warmup / total if warmup else 0.3, 2.5 / total))
         elif cfg.schedule == "plateau":
             self.sched = S.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=cfg.plateau_patience)
