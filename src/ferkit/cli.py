@@ -207,6 +207,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
                     help="images processed at once (default 1)")
     p.add_argument("--max-image-mb", type=float, default=10, help="largest image accepted, MiB (default 10)")
     p.add_argument("--max-batch", type=int, default=16, help="most images in one batch request (default 16)")
+    p.add_argument("--https", action="store_true",
+                   help="serve over HTTPS (a phone's browser opens the camera only on https pages) with a self-signed "
+                        "certificate made once and kept in ~/.config/ferkit/tls/ (its SHA-256 fingerprint is printed); "
+                        "needs pip install 'ferkit[https]'")
+    p.add_argument("--certfile", metavar="PEM", help="serve over HTTPS with this certificate (chain) instead; with --keyfile")
+    p.add_argument("--keyfile", metavar="PEM", help="the private key of --certfile")
 
 
 def _models_parser(sub: argparse._SubParsersAction) -> None:
@@ -359,8 +365,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             raise ConfigError("--concurrency (--workers) and --max-batch must be >= 1 and --max-image-mb > 0")
         limits = Limits(max_image_bytes=int(args.max_image_mb * MiB), max_batch_files=args.max_batch,
                         max_request_bytes=int((args.max_batch + 1) * args.max_image_mb * MiB))
-        serve(host=args.host, port=args.port, model=args.weights, detector=args.detector, align=not args.no_align,
-              limits=limits, workers=args.concurrency)
+        serve(host=args.host, port=args.port, https=args.https, certfile=args.certfile, keyfile=args.keyfile,
+              model=args.weights, detector=args.detector, align=not args.no_align, limits=limits,
+              workers=args.concurrency)
     elif args.command == "models":
         from .models.table import models_table
 

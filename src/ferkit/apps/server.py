@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import itertools
 import logging
 import time
@@ -43,9 +44,11 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..errors import ConfigError
 from ..inference import ImageError, Recognizer, decode_image
 from ..inference.detect import DEFAULT_DETECTOR
 from ..inference.images import MAX_SCANS, WEB_FORMATS, image_pixels
+from .tls import Certificate, ensure_certificate, given_certificate, lan_addresses
 
 MiB = 1 << 20
 log = logging.getLogger("ferkit.server")
@@ -381,22 +384,90 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    web_files = {p.name: p for p in _web_dir().iterdir() if p.is_file()}  # routes, not a mount at "/": a wrong
-    # method on an API path stays a 405
+    # The page's files, the vendored runtime and the two models for the on-device mode: routes, not a mount
+    # at "/", so that a wrong method on an API path stays a 405. Model URLs carry the file's hash, so that
+    # the service worker may keep them for good.
+    web_files = {p.relative_to(_web_dir()).as_posix(): p for p in _web_dir().rglob("*") if p.is_file()}
+    on_device = {"classifier": recognizer.classifier.path,  # BlazeFace on the device, whatever the server uses
+                 "detector": Path(str(resources.files("ferkit") / "weights" / "face_detection_back.onnx"))}
+    model_files = {f"{p.stem}.{_file_hash(p)}.onnx": p for p in on_device.values()}
+    urls = {role: f"models/{p.stem}.{_file_hash(p)}.onnx" for role, p in on_device.items()}
+    on_device_info = {
+        "runtime": "ort/", "align": recognizer.align,
+        "classifier": {"url": urls["classifier"], "name": model_name, "classes": list(recognizer.classes),
+                       "input_size": recognizer.classifier.input_size},
+        "detector": {"url": urls["detector"], "name": "blazeface"}}
+
+    def send(path: Path, cache: str = "no-cache") -> FileResponse:
+        return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix), headers={"Cache-Control": cache})
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
-        return FileResponse(web_files["index.html"])
+        return send(web_files["index.html"])
 
-    @app.get("/{asset}", include_in_schema=False)
+    @app.get("/ondevice.json", include_in_schema=False)
+    async def ondevice() -> JSONResponse:
+        """What the page needs to run on the device: the runtime's folder, the models' URLs, the classes."""
+        return JSONResponse(on_device_info, headers={"Cache-Control": "no-cache"})
+
+    @app.get("/models/{name}", include_in_schema=False)
+    async def model_file(name: str) -> FileResponse:
+        if name not in model_files:
+            raise ApiError(404, "not_found", f"/models/{name}: no such model")
+        return send(model_files[name], "public, max-age=31536000, immutable")
+
+    @app.get("/{asset:path}", include_in_schema=False)
     async def web_asset(asset: str) -> FileResponse:
         if asset not in web_files:
             raise ApiError(404, "not_found", f"/{asset}: no such page or file")
-        return FileResponse(web_files[asset])
+        return send(web_files[asset])
 
     return app
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, **app_options: Any) -> None:
-    """Run the server with uvicorn until interrupted."""
-    uvicorn.Server(uvicorn_config(create_app(**app_options), host, port, log_level="info")).run()
+MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
+               ".webmanifest": "application/manifest+json", ".onnx": "application/octet-stream"}
+
+
+@functools.cache
+def _file_hash(path: Path) -> str:
+    """The first 12 hex digits of a file's SHA-256."""
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
+
+
+def startup_message(host: str, port: int, cert: Certificate | None, lan: list[str]) -> str:
+    """Where to open the page (on this machine, and on a phone on the same network) and, over HTTPS,
+    the certificate's file and SHA-256 fingerprint."""
+    scheme = "https" if cert else "http"
+    local = "localhost" if host in ("0.0.0.0", "::", "127.0.0.1", "localhost", "::1") else host
+    lines = [f"ferkit serve: open {scheme}://{local}:{port}/ on this machine"]
+    remote = lan if host in ("0.0.0.0", "::") else [] if local == "localhost" else [host]
+    if remote:
+        lines.append("  on a phone on the same network: " + ", ".join(f"{scheme}://{a}:{port}/" for a in remote))
+    elif local == "localhost":
+        lines.append("  only this machine can reach it: --host 0.0.0.0 listens on the network too (for a phone)")
+    if cert:
+        lines.append(f"  certificate {cert.certfile} ({cert.origin}), SHA-256 fingerprint {cert.fingerprint}")
+        if cert.origin != "given":
+            lines.append("  the phone's browser warns once that it does not know this certificate: compare the "
+                         "fingerprint (in the warning's details), then go on")
+    elif remote:
+        lines.append("  a phone's browser gives the camera only to https pages: add --https for the webcam and game")
+    return "\n".join(lines)
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, https: bool = False, certfile: str | Path | None = None,
+          keyfile: str | Path | None = None, **app_options: Any) -> None:
+    """Run the server with uvicorn until interrupted. ``https``: over TLS with a self-signed certificate
+    kept in the user's config folder (:func:`ferkit.apps.tls.ensure_certificate`), or with ``certfile``
+    and ``keyfile`` when given."""
+    if (certfile is None) != (keyfile is None):
+        raise ConfigError("give --certfile and --keyfile together")
+    lan = lan_addresses()
+    cert = (given_certificate(certfile, keyfile) if certfile is not None and keyfile is not None
+            else ensure_certificate(addresses=lan) if https else None)
+    app = create_app(**app_options)
+    tls = {"ssl_certfile": str(cert.certfile), "ssl_keyfile": str(cert.keyfile)} if cert else {}
+    print(startup_message(host, port, cert, lan), flush=True)
+    uvicorn.Server(uvicorn_config(app, host, port, log_level="info", **tls)).run()

@@ -1,5 +1,7 @@
-// ferkit web page: Photo, Webcam and the Best Actor game. Plain ES2020, no dependencies, and no
-// request leaves this server: every URL below is relative (v1/predict, v1/models, healthz).
+// ferkit web page: Photo, Webcam and the Best Actor game. Plain ES2020, and no request leaves this
+// server: every URL below is relative (v1/predict, v1/models, healthz, ondevice.json, models/, ort/).
+// Camera frames are analysed on this device (ondevice.js, ONNX Runtime Web) unless the user picks the
+// server, or the on-device model cannot load; photos always go to the server.
 "use strict";
 
 (() => {
@@ -7,8 +9,11 @@
   // Settings, classes and colours
   // ---------------------------------------------------------------------------------------------
 
-  /** The game's settings, read at the start of each game (a test may shorten them). */
-  window.ferkitGame = window.ferkitGame || { rounds: 5, countdownMs: 3000, holdMs: 1500 };
+  /** The game's settings, read at the start of each game. A test may shorten them, or set ``actMs``,
+   * ``holdMs`` and ``threshold`` (0-1), which otherwise come from the difficulty. */
+  window.ferkitGame = window.ferkitGame || { rounds: 5, countdownMs: 3000 };
+  /** What the webcam loop measured since the camera started (for benchmarks/web_fps.py). */
+  window.ferkitStats = { frames: 0, ms: [], started: 0 };
   document.body.dataset.gameState = "idle";
 
   const DEFAULT_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"];
@@ -18,6 +23,18 @@
   };
   const EXTRA_COLORS = ["#1ea5a0", "#c83c8c", "#6e6edc", "#8c6e46", "#3ca050"];
   const HIGH_SCORE_KEY = "ferkit.bestActor.highScore";
+  const BESTS_KEY = "ferkit.bestActor.bestPerEmotion";
+  const DIFFICULTY_KEY = "ferkit.bestActor.difficulty";
+  const ENGINE_KEY = "ferkit.engine";
+  /** Hold: the stretch over which the model's confidence is averaged; bar: the least score that counts;
+   * act: how long a round lasts after its countdown. */
+  const DIFFICULTIES = {
+    easy: { holdMs: 1000, threshold: 0.35, actMs: 4000 },
+    normal: { holdMs: 1500, threshold: 0.5, actMs: 4500 },
+    hard: { holdMs: 2500, threshold: 0.65, actMs: 5500 },
+  };
+  /** Emotions the game never asks for: FER2013 has few Disgust faces and the model seldom sees it. */
+  const NOT_IN_GAME = ["Disgust"];
   const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", sans-serif';
   const MAX_PHOTO_SIDE = 1600;   // the photo canvas's longest side in canvas pixels, at most
   const MIN_PHOTO_SIDE = 1000;   // and at least
@@ -120,13 +137,9 @@
     return body;
   }
 
-  /** ``predict`` for camera frames: one request at a time across the webcam loop and the game. */
+  /** Camera frames are analysed one at a time across the webcam loop and the game. */
   let frameLock = Promise.resolve();
-  function predictFrame(blob) {
-    const run = frameLock.then(() => predict(blob, "frame.jpg"));
-    frameLock = run.catch(() => {});
-    return run;
-  }
+  let serverInfoLoaded = false;
 
   async function loadServerInfo() {
     const status = $("server-status");
@@ -140,13 +153,95 @@
         const model = models.find((m) => m.name === info.default) || models[0];
         if (model && Array.isArray(model.classes) && model.classes.length) classes = model.classes.slice();
         modelName = (model && model.name) || info.default || "";
+        serverInfoLoaded = true;
       }
       status.textContent = modelName ? `ready · model ${modelName}` : "ready";
       status.className = "server-status ok";
     } catch (err) {
-      status.textContent = "server unreachable";
+      status.textContent = navigator.onLine === false ? "offline" : "server unreachable";
       status.className = "server-status down";
     }
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Where camera frames are analysed: on this device (ondevice.js) or by the server
+  // ---------------------------------------------------------------------------------------------
+
+  const engine = { mode: "server", device: null, error: "", ready: null };
+
+  function storedEngine() {
+    try {
+      return localStorage.getItem(ENGINE_KEY);
+    } catch (err) {
+      return null;
+    }
+  }
+
+  /** Load ONNX Runtime Web and both models, then use them unless the user chose the server. */
+  async function loadOnDevice() {
+    try {
+      if (!window.ferkitOnDevice) throw new Error("ondevice.js did not load");
+      const resp = await fetch("ondevice.json");
+      if (!resp.ok) throw new Error(`ondevice.json: HTTP ${resp.status}`);
+      const info = await resp.json();
+      engine.device = await window.ferkitOnDevice.OnDevice.create(info);
+      if (!serverInfoLoaded) {
+        classes = info.classifier.classes.slice();
+        modelName = info.classifier.name;
+      }
+    } catch (err) {
+      engine.error = (err && err.message) || String(err);
+    }
+    setEngine(engine.device && storedEngine() !== "server" ? "device" : "server");
+  }
+
+  const PRIVACY = {
+    device: "On this device: camera frames are analysed in this browser and never leave it.",
+    server: "Server mode: each camera frame is sent to the ferkit server, analysed and discarded.",
+  };
+
+  function setEngine(mode, remember = false) {
+    if (mode === "device" && !engine.device) mode = "server";
+    engine.mode = mode;
+    document.body.dataset.engine = mode;
+    $("engine-device").setAttribute("aria-checked", String(mode === "device"));
+    $("engine-server").setAttribute("aria-checked", String(mode === "server"));
+    $("engine-device").disabled = !engine.device;
+    const status = $("engine-status");
+    if (engine.device) {
+      status.textContent = mode === "device" ? "private: no frame leaves this device" : "frames go to the server";
+    } else if (!engine.error) {
+      status.textContent = "loading the on-device model…";
+    } else {
+      status.textContent = `the on-device model could not load (${engine.error}); frames go to the server`;
+    }
+    for (const node of document.querySelectorAll("[data-privacy]")) {
+      node.textContent = PRIVACY[mode];
+      node.dataset.mode = mode;
+    }
+    $("footer").textContent = mode === "device"
+      ? "Camera frames stay on this device. Photos go to this ferkit server and are not stored."
+      : "Runs entirely on this server; images are not stored.";
+    if (remember) {
+      try {
+        localStorage.setItem(ENGINE_KEY, mode);
+      } catch (err) {
+        // storage is off: the choice lasts for this page
+      }
+    }
+  }
+
+  $("engine-device").addEventListener("click", () => setEngine("device", true));
+  $("engine-server").addEventListener("click", () => setEngine("server", true));
+
+  /** Analyse a captured frame where it was captured for: on the device (its pixels) or on the server
+   * (its JPEG); one frame at a time. On the device, a task boundary first: inference resolves in
+   * microtasks, and without one a loop of frames would never let the page repaint. */
+  function analyseFrame(frame) {
+    const onDevice = () => sleep(0).then(() => engine.device.predict(frame.pixels));
+    const run = frameLock.then(() => (frame.pixels ? onDevice() : predict(frame.blob, "frame.jpg")));
+    frameLock = run.catch(() => {});
+    return run;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -462,6 +557,9 @@
           const v = $(id);
           v.srcObject = stream;
           v.play().catch(() => {});
+          v.addEventListener("loadedmetadata", () => {
+            if (v.videoWidth && v.videoHeight) v.parentElement.style.aspectRatio = `${v.videoWidth} / ${v.videoHeight}`;
+          }, { once: true });
         }
         for (const track of stream.getVideoTracks()) track.addEventListener("ended", stopCamera);
         updateCameraUi();
@@ -483,6 +581,7 @@
       c.dataset.faces = "0";
     }
     fps.times = [];
+    window.ferkitStats = { frames: 0, ms: [], started: 0 };
     $("webcam-fps").textContent = "— frames/s";
     if (game.playing) game.aborted = "The camera was stopped.";
     updateCameraUi();
@@ -513,7 +612,8 @@
 
   const grab = document.createElement("canvas");
 
-  /** The video's current frame as a JPEG blob (shrunk to MAX_FRAME_SIDE), or null without one. */
+  /** The video's current frame (shrunk to MAX_FRAME_SIDE): its pixels for the on-device engine, else a
+   * JPEG blob for the server; null without a frame. */
   async function captureFrame(video) {
     const vw = video.videoWidth, vh = video.videoHeight;
     if (!cam.stream || !vw || !vh || video.readyState < 2) return null;
@@ -521,7 +621,12 @@
     const w = Math.round(vw * s), h = Math.round(vh * s);
     if (grab.width !== w) grab.width = w;
     if (grab.height !== h) grab.height = h;
-    grab.getContext("2d").drawImage(video, 0, 0, w, h);
+    const ctx = grab.getContext("2d", { willReadFrequently: true });
+    ctx.drawImage(video, 0, 0, w, h);
+    if (engine.mode === "device") {
+      const pixels = window.ferkitOnDevice.image(ctx.getImageData(0, 0, w, h).data, w, h, 4);
+      return { pixels, width: w, height: h };
+    }
     const blob = await new Promise((resolve) => grab.toBlob(resolve, "image/jpeg", JPEG_QUALITY));
     return blob ? { blob, width: w, height: h } : null;
   }
@@ -605,7 +710,7 @@
         }
         let res;
         try {
-          res = await predictFrame(frame.blob);
+          res = await analyseFrame(frame);
           showError($("webcam-error"), "");
         } catch (err) {
           showError($("webcam-error"), err.message);
@@ -616,6 +721,10 @@
         drawOverlay($("webcam-overlay"), res, frame);
         renderWebcamBars(res);
         tickFps(res);
+        const stats = window.ferkitStats;
+        if (!stats.frames) stats.started = t0;
+        stats.frames += 1;
+        stats.ms.push(performance.now() - t0);
         const wait = MIN_FRAME_MS - (performance.now() - t0);
         if (wait > 0) await sleep(wait);
       }
@@ -628,6 +737,7 @@
     showError($("webcam-error"), "");
     $("webcam-start").disabled = true;
     try {
+      await engine.ready;
       await startCamera();
       webcamLoop();
     } catch (err) {
@@ -641,20 +751,42 @@
   // Best Actor
   // ---------------------------------------------------------------------------------------------
 
-  const game = { playing: false, phase: "idle", aborted: null, cardUrl: null, cardFile: null };
+  const game = { playing: false, phase: "idle", aborted: null, cardUrl: null, cardFile: null, bag: [] };
+
+  function difficulty() {
+    const name = $("game-difficulty").value;
+    return DIFFICULTIES[name] ? name : "normal";
+  }
 
   function readSettings() {
-    const s = Object.assign({ rounds: 5, countdownMs: 3000, holdMs: 1500 }, window.ferkitGame || {});
+    const s = Object.assign({ rounds: 5, countdownMs: 3000 }, DIFFICULTIES[difficulty()], window.ferkitGame || {});
+    const holdMs = Math.max(0, Number(s.holdMs) || 0);
     return {
       rounds: Math.max(1, Math.round(Number(s.rounds) || 5)),
       countdownMs: Math.max(0, Number(s.countdownMs) || 0),
-      holdMs: Math.max(0, Number(s.holdMs) || 0),
+      holdMs,
+      actMs: Math.max(holdMs + 300, Number(s.actMs) || 0),
+      threshold: Math.min(1, Math.max(0, Number(s.threshold) || 0)),
     };
   }
 
+  /** The emotions a round may ask for: the model's classes but Disgust. */
+  function gameEmotions() {
+    const names = classes.filter((c) => !NOT_IN_GAME.includes(c));
+    return names.length ? names : classes.slice();
+  }
+
+  /** The next emotion: drawn from a shuffled bag of them all, refilled when empty, never the previous. */
   function pickTarget(previous) {
-    const choices = classes.filter((c) => c !== previous);
-    return choices[Math.floor(Math.random() * choices.length)] || classes[0];
+    if (!game.bag.length) {
+      game.bag = gameEmotions();
+      for (let i = game.bag.length - 1; i > 0; i -= 1) {
+        const j = Math.floor(Math.random() * (i + 1));
+        [game.bag[i], game.bag[j]] = [game.bag[j], game.bag[i]];
+      }
+      if (game.bag.length > 1 && game.bag[game.bag.length - 1] === previous) game.bag.unshift(game.bag.pop());
+    }
+    return game.bag.pop();
   }
 
   function checkAbort() {
@@ -680,16 +812,18 @@
         continue;
       }
       try {
-        const res = await predictFrame(frame.blob);
+        const res = await analyseFrame(frame);
         drawOverlay($("game-overlay"), res, frame);
       } catch (err) {
-        // the hold phase reports errors
+        // the acting phase reports errors
       }
       const wait = MIN_FRAME_MS - (performance.now() - t0);
       if (wait > 0) await sleep(wait);
     }
   }
 
+  /** One round: a countdown, then ``actMs`` of acting. The score is 100 x the best mean probability of
+   * the target over ``holdMs`` (frames with no face count as 0), or 0 when that is under the bar. */
   async function playRound(index, target, cfg) {
     const video = $("game-video");
     $("game-round-no").textContent = `${index + 1}/${cfg.rounds}`;
@@ -712,13 +846,14 @@
       await sleep(Math.min(50, left));
     }
     game.phase = "hold";
-    await preview;  // one request at a time
+    await preview;  // one frame at a time
     checkAbort();
     setCountdown("Hold it!", "hold");
     $("game-note").textContent = `Hold that ${target.toLowerCase()} face!`;
 
-    const holdEnd = performance.now() + cfg.holdMs;
-    let best = null, frames = 0, faceFrames = 0, lastError = "";
+    const t0 = performance.now(), actEnd = t0 + cfg.actMs;
+    const seen = [];  // [time, probability of the target]
+    let best = null, bestFrame = null, mean = 0, frames = 0, faceFrames = 0, lastError = "";
     do {
       checkAbort();
       const frame = await captureFrame(video);
@@ -728,35 +863,48 @@
       }
       let res;
       try {
-        res = await predictFrame(frame.blob);
+        res = await analyseFrame(frame);
       } catch (err) {
         lastError = err.message;
         await sleep(100);
         continue;
       }
+      const now = performance.now();
       frames += 1;
       drawOverlay($("game-overlay"), res, frame);
       const face = largestFace(res.faces);
+      const p = face ? Number(face.probs && face.probs[target]) || 0 : 0;
       if (face) {
         faceFrames += 1;
-        const p = Number(face.probs && face.probs[target]) || 0;
-        if (!best || p > best.p) best = { p, blob: frame.blob, face, width: frame.width, height: frame.height, res };
+        if (!bestFrame || p > bestFrame.p) {  // the card shows the frame the model liked best
+          const bitmap = frame.pixels ? await createImageBitmap(grab) : null;
+          bestFrame = { p, blob: frame.blob, bitmap, face, width: frame.width, height: frame.height, res };
+        }
       }
-    } while (performance.now() < holdEnd);
+      seen.push([now, p]);
+      while (seen.length > 1 && now - seen[1][0] >= cfg.holdMs) seen.shift();
+      if (now - t0 >= cfg.holdMs || cfg.holdMs === 0) {  // a whole hold has been seen
+        mean = seen.reduce((a, [, q]) => a + q, 0) / seen.length;
+        if (!best || mean > best.mean) best = { mean };
+        setCountdown(`${Math.round(mean * 100)}`, mean >= cfg.threshold ? "hold pass" : "hold");
+      }
+    } while (performance.now() < actEnd);
     game.phase = "scored";
 
-    const score = best ? Math.round(best.p * 100) : 0;
+    const raw = best ? Math.round(best.mean * 100) : 0;
+    const passed = raw > 0 && raw >= Math.round(cfg.threshold * 100);
     let note = "";
     if (!frames) note = lastError ? `no frame analysed: ${lastError}` : "no frame analysed";
     else if (!faceFrames) note = "no face seen";
-    return { target, score, note, best, frames };
+    else if (!passed) note = `${raw}, under the bar of ${Math.round(cfg.threshold * 100)}`;
+    return { target, score: passed ? raw : 0, raw, note, best: bestFrame, frames };
   }
 
   function addRoundRow(i, r) {
     const color = colorOf(r.target);
     const fill = el("span", { class: "bar-fill", style: `background:${color};width:${r.score}%` });
     const middle = r.note ? el("span", { class: "note", text: r.note }) : el("span", { class: "bar-track" }, [fill]);
-    const li = el("li", { class: "round", "data-target": r.target, "data-score": String(r.score), style: `--emo:${color}` }, [
+    const li = el("li", { class: "round", "data-target": r.target, "data-score": String(r.score), "data-frames": String(r.frames), style: `--emo:${color}` }, [
       el("span", { class: "no", text: String(i + 1) }),
       el("span", { class: "target" }, [el("span", { class: "dot" }), document.createTextNode(r.target)]),
       middle,
@@ -787,9 +935,12 @@
     document.body.dataset.gameState = "playing";
     $("game-start").disabled = true;
     $("game-again").disabled = true;
+    $("game-difficulty").disabled = true;
+    game.bag = [];
     let finished = false;
     try {
       $("game-note").textContent = "Starting the camera…";
+      await engine.ready;
       await startCamera();
       if (!(await videoReady($("game-video")))) throw new Error("The camera gives no picture.");
       const rounds = [];
@@ -820,10 +971,49 @@
       if (!finished) setCountdown("");
       $("game-start").disabled = false;
       $("game-again").disabled = false;
+      $("game-difficulty").disabled = false;
       $("game-start").textContent = "Play again";
       document.body.dataset.gameState = finished ? "done" : "idle";
       if (activeTab === "webcam" && cam.stream) webcamLoop();
     }
+  }
+
+  function readBests() {
+    try {
+      const v = JSON.parse(localStorage.getItem(BESTS_KEY) || "{}");
+      return v && typeof v === "object" ? v : {};
+    } catch (err) {
+      return {};
+    }
+  }
+
+  /** The per-emotion best scores, with ``fresh`` (emotions just beaten) highlighted. */
+  function renderBests(bests, fresh = []) {
+    $("game-bests").replaceChildren(...gameEmotions().map((name) => {
+      const v = Number.isFinite(Number(bests[name])) ? String(bests[name]) : "–";
+      return el("div", { class: `best-tile${fresh.includes(name) ? " new" : ""}`, "data-emotion": name, "data-best": v,
+                         style: `--emo:${colorOf(name)}` }, [
+        el("span", { class: "label", text: name }), el("span", { class: "big", text: v }),
+      ]);
+    }));
+  }
+
+  /** Keep each emotion's best round score (localStorage); return the emotions that beat theirs. */
+  function updateBests(rounds) {
+    const bests = readBests(), fresh = [];
+    for (const r of rounds) {
+      if (r.score > 0 && !(Number(bests[r.target]) >= r.score)) {
+        bests[r.target] = r.score;
+        if (!fresh.includes(r.target)) fresh.push(r.target);
+      }
+    }
+    try {
+      localStorage.setItem(BESTS_KEY, JSON.stringify(bests));
+    } catch (err) {
+      // storage is off (private mode): the bests live for this page only
+    }
+    renderBests(bests, fresh);
+    return fresh;
   }
 
   function readHighScore() {
@@ -859,6 +1049,8 @@
     }
     $("game-highscore").textContent = `High score: ${high}`;
     $("game-new-high").hidden = !isNew;
+    const fresh = updateBests(rounds);
+    if (fresh.length) $("game-note").textContent = `Game over. New best for ${fresh.join(", ")}!`;
 
     await drawCard(rounds, total, max, bestRound, isNew);
     $("game-result").hidden = false;
@@ -950,7 +1142,7 @@
     if (bestRound && bestRound.best) {
       try {
         const b = bestRound.best;
-        const img = await createImageBitmap(b.blob);
+        const img = b.bitmap || await createImageBitmap(b.blob);
         const s = Math.max(sw / img.width, sh / img.height);
         const dw = img.width * s, dh = img.height * s;
         const dx = sx + (sw - dw) / 2, dy = sy + (sh - dh) / 2;
@@ -1030,5 +1222,22 @@
   selectTab(TABS.includes(fromHash) ? fromHash : "photo", false, false);
   const hs = readHighScore();
   if (hs !== null) $("game-highscore").textContent = `High score: ${hs}`;
-  loadServerInfo();
+  try {
+    const d = localStorage.getItem(DIFFICULTY_KEY);
+    if (d && DIFFICULTIES[d]) $("game-difficulty").value = d;
+  } catch (err) {
+    // storage is off
+  }
+  $("game-difficulty").addEventListener("change", () => {
+    try {
+      localStorage.setItem(DIFFICULTY_KEY, difficulty());
+    } catch (err) {
+      // storage is off
+    }
+  });
+  setEngine("server");
+  engine.ready = Promise.all([loadServerInfo(), loadOnDevice()]).then(() => renderBests(readBests()));
+  if ("serviceWorker" in navigator && window.isSecureContext) {
+    navigator.serviceWorker.register("sw.js").catch(() => {});  // the page works without it, online
+  }
 })();

@@ -1,0 +1,167 @@
+"""The page's on-device mode in Chromium under a phone profile (Playwright, fake camera): the browser
+pipeline (ondevice.js on ONNX Runtime Web) gives the Python pipeline's faces and probabilities for the
+same pixels, and the webcam tab and the game run with no frame sent anywhere.
+
+With ``$FERKIT_SCREENSHOTS`` set, ``web-phone-game.png`` and ``web-phone-result.png`` are written there
+(for the README)."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+
+from webtools import CHROMIUM, PHONE, SHARED_EXAMPLES, chromium_args, running_server, write_fake_camera
+
+if not CHROMIUM.exists():
+    pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+expect = sync_api.expect
+
+TIMEOUT_MS = 60_000
+# Stated tolerance of the browser pipeline against Python's on the same pixels: the same faces, boxes
+# within 2 px, and every probability within 0.03 (OpenCV's fixed-point resizes and warps round a few
+# crop pixels differently by one grey level; measured worst case in the test's output).
+BOX_PX, PROB_TOL = 2, 0.03
+
+
+@pytest.fixture(scope="module")
+def server():
+    with running_server(threads=1) as (url, recorder):
+        yield url, recorder
+
+
+@pytest.fixture(scope="module")
+def playwright_and_browser(tmp_path_factory):
+    video = write_fake_camera(tmp_path_factory.mktemp("camera") / "camera.y4m")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(video))
+        yield p, browser
+        browser.close()
+
+
+@pytest.fixture
+def phone(playwright_and_browser, server):
+    """A fresh phone-sized context on the page, service workers blocked so that ``page.route`` sees every
+    request; yields (page, list of (method, url) the page made)."""
+    p, browser = playwright_and_browser
+    context = browser.new_context(**p.devices[PHONE], service_workers="block")
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    seen: list[tuple[str, str]] = []
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+
+    def note(route, request):
+        seen.append((request.method, request.url))
+        route.continue_()
+
+    page.route("**/*", note)
+    page.goto(server[0] + "#game")
+    page.wait_for_function("document.body.dataset.engine === 'device'")
+    yield page, seen
+    context.close()
+    assert not errors, errors
+
+
+def _python_faces(rgb):
+    from ferkit.inference import Recognizer
+
+    return Recognizer(threads=1).predict(rgb)
+
+
+def _browser_faces(page, rgb):
+    data = base64.b64encode(rgb.tobytes()).decode()
+    return page.evaluate("""async ([b64, w, h]) => {
+        const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const info = await (await fetch('ondevice.json')).json();
+        const od = await ferkitOnDevice.OnDevice.create(info);
+        const r = await od.predict(ferkitOnDevice.image(bytes, w, h, 3));
+        return r.faces;
+    }""", [data, int(rgb.shape[1]), int(rgb.shape[0])])
+
+
+def _images():
+    from ferkit.demo import demo_photo
+    from ferkit.inference import read_image
+
+    yield "astronaut", read_image(demo_photo())
+    for name in ("oarriaga_test_image.jpg", "sr6033_group.jpg", "fer_justin.jpg"):
+        if (SHARED_EXAMPLES / name).exists():
+            yield name, read_image(SHARED_EXAMPLES / name)
+
+
+def test_browser_pipeline_matches_python(phone):
+    """The same RGB pixels through both pipelines: the same faces, boxes within BOX_PX, every
+    probability within PROB_TOL."""
+    page, _ = phone
+    worst_prob, worst_box, faces = 0.0, 0, 0
+    for name, rgb in _images():
+        want = _python_faces(rgb)
+        got = _browser_faces(page, rgb)
+        assert len(got) == len(want), (name, len(got), len(want))
+        for g, w in zip(got, want):
+            worst_box = max(worst_box, max(abs(a - b) for a, b in zip(g["box"], w.box)))
+            worst_prob = max(worst_prob, max(abs(g["probs"][c] - w.probs[c]) for c in w.probs))
+            assert g["emotion"] == w.emotion or abs(g["probs"][w.emotion] - w.score) <= PROB_TOL, (name, g, w)
+            faces += 1
+    print(f"{faces} faces: worst box difference {worst_box} px, worst probability difference {worst_prob:.4f}")
+    assert faces >= 1
+    assert worst_box <= BOX_PX and worst_prob <= PROB_TOL, (worst_box, worst_prob)
+
+
+def _shot(page, name: str) -> None:
+    folder = os.environ.get("FERKIT_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / name), full_page=True, scale="css")
+
+
+def test_game_on_device_sends_no_frame(phone, server):
+    """Two rounds of Best Actor and a few webcam frames on the device: frames are analysed (each round
+    saw some) and the page sent no POST and asked for no prediction; the server saw none either."""
+    page, seen = phone
+    url, recorder = server
+    before = len(recorder.requests)
+    expect(page.locator("#panel-game [data-privacy]")).to_contain_text("never leave")
+    page.evaluate("window.ferkitGame = {rounds: 2, countdownMs: 400, actMs: 1500, holdMs: 500, threshold: 0}")
+    page.click("#game-start")
+    page.wait_for_function("document.body.dataset.gameState === 'playing' && "
+                           "!document.querySelector('#game-act').hidden && "
+                           "Number(document.querySelector('#game-overlay').dataset.faces) >= 1")
+    _shot(page, "web-phone-game.png")
+    page.wait_for_function("document.body.dataset.gameState === 'done'")
+    rounds = page.locator("#game-rounds .round")
+    expect(rounds).to_have_count(2)
+    targets = rounds.evaluate_all("els => els.map(e => e.dataset.target)")
+    assert "Disgust" not in targets and len(set(targets)) == 2, targets
+    for frames in rounds.evaluate_all("els => els.map(e => Number(e.dataset.frames))"):
+        assert frames >= 2
+    bests = page.evaluate("JSON.parse(localStorage.getItem('ferkit.bestActor.bestPerEmotion'))")
+    scores = dict(zip(targets, (int(s) for s in rounds.evaluate_all("els => els.map(e => e.dataset.score)"))))
+    assert {k: v for k, v in scores.items() if v > 0} == bests, (scores, bests)
+    expect(page.locator("#game-bests .best-tile")).to_have_count(6)
+    page.locator("#game-result").scroll_into_view_if_needed()
+    _shot(page, "web-phone-result.png")
+
+    page.click("#tab-webcam")  # the game left the camera on: the webcam loop starts with the tab
+    page.wait_for_function("window.ferkitStats.frames >= 3")
+    page.click("#webcam-stop")
+
+    assert not [r for r in seen if r[0] != "GET" or "/v1/predict" in r[1]], seen
+    assert not recorder.posts()[before:] and not [r for r in recorder.requests[before:] if r[1].startswith("/v1/predict")]
+
+
+def test_server_mode_still_works(phone, server):
+    """The switch to the server: webcam frames go to POST /v1/predict (the fallback path)."""
+    page, seen = phone
+    page.click("#engine-server")
+    expect(page.locator("#panel-webcam [data-privacy]")).to_contain_text("sent to the ferkit server")
+    page.click("#tab-webcam")
+    page.click("#webcam-start")
+    page.wait_for_function("window.ferkitStats.frames >= 2")
+    page.click("#webcam-stop")
+    assert any(m == "POST" and u.endswith("/v1/predict") for m, u in seen)
+    assert page.evaluate("localStorage.getItem('ferkit.engine')") == "server"
