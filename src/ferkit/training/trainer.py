@@ -38,13 +38,14 @@ from ..data.dataset import FERDataset, Split, load_dataset, split_settings
 from ..core.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
 from ..core.detect import FaceCropper
 from ..core.device import resolve_device, setup_device
-from ..core.predict import ensemble_proba, predict_proba, to_input
+from ..core.predict import ensemble_proba, fit_input, predict_proba, to_input
 from ..errors import ConfigError, DivergedError, optional_import
-from ..models.registry import count_parameters, create_model
+from ..models.registry import count_parameters, create_model, model_entry
 from . import distributed
 from .config import TrainConfig, check_resume_changes
 from .distributed import DistInfo
 from .optim import Schedule, build_optimizer
+from .warmstart import init_from_checkpoint, load_pretrained, set_backbone_frozen
 
 METRIC_FIELDS = ["epoch", "stage", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "epoch_s"]
 
@@ -102,7 +103,7 @@ class Trainer:
     """Runs one :class:`TrainConfig`; ``Trainer(cfg).fit()`` or ``Trainer.resume(run_dir).fit()``."""
 
     def __init__(self, cfg: TrainConfig, run_dir: Path | None = None, dataset: FERDataset | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, resumed_from: Checkpoint | None = None) -> None:
         self.cfg = cfg
         self.dist = DistInfo.from_env()
         self.progress = progress and self.dist.is_main
@@ -111,6 +112,9 @@ class Trainer:
         self.device = self._setup_device()
         if cfg.amp and self.device.type != "cuda":
             raise ConfigError("--amp (bf16 autocast) needs CUDA: on CPUs without bf16 hardware it is 5-18x slower")
+        if cfg.freeze_epochs and self.dist.enabled:
+            raise ConfigError("--freeze-epochs does not run under torchrun (DistributedDataParallel needs every "
+                              "parameter's gradient from the start)")
         self._own_group = self.dist.enabled and not torch.distributed.is_initialized()
         distributed.init(self.dist, self.device.type)
         if dataset is None:
@@ -131,7 +135,12 @@ class Trainer:
         if cfg.teacher:
             self.train_split = self._distilled(self.train_split)
         torch.manual_seed(cfg.seed)
-        self.model = create_model(cfg.model, num_classes=self.num_classes).to(self.device)
+        init = load_checkpoint(cfg.init) if cfg.init and resumed_from is None else None
+        self.input_size, self.channels = self._input_shape(resumed_from or init)
+        self.model = create_model(cfg.model, num_classes=self.num_classes, in_chans=self.channels)
+        if resumed_from is None:
+            self._warm_start(init)
+        self.model = self.model.to(self.device)
         if cfg.dropout is not None:
             for m in self.model.modules():
                 if isinstance(m, nn.Dropout):
@@ -149,6 +158,9 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.seed)
         imgs = self.train_split.images
         self.mean, self.std = float(imgs.mean() / 255.0), float(imgs.std() / 255.0)
+        warm = resumed_from if resumed_from is not None else init
+        if warm is not None:  # a warm start keeps the normalisation its weights were trained with
+            self.mean, self.std = warm.mean, warm.std
         self.weight = class_weight_vector(self.train_split.labels, self.num_classes, cfg.class_weights)
         if self.weight is not None:
             self.weight = self.weight.to(self.device)
@@ -196,6 +208,32 @@ class Trainer:
             raise ConfigError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on the CPU)")
         return setup_device(cfg.device, cfg.threads or max(1, len(os.sched_getaffinity(0)) // d.local_world_size))
 
+    def _input_shape(self, ckpt: Checkpoint | None) -> tuple[int, int]:
+        """The model's input side and channels: the config's, else the checkpoint's (resumed, or --init), else the
+        registered model's own."""
+        own = ckpt if ckpt is not None else model_entry(self.cfg.model)
+        return self.cfg.input_size or own.input_size, self.cfg.channels or own.channels
+
+    def _warm_start(self, init: Checkpoint | None) -> None:
+        """Load --init's or --pretrained's weights into the new model, and say what was loaded."""
+        cfg = self.cfg
+        if init is not None and init.model != cfg.model:
+            raise ConfigError(f"--init {cfg.init} holds a {init.model}, not a {cfg.model}: pass --model {init.model}")
+        if init is not None:
+            report = init_from_checkpoint(self.model, init, self.data.classes)
+        elif cfg.pretrained:
+            report = load_pretrained(self.model, cfg.pretrained)
+        else:
+            return
+        if self.progress:
+            tqdm.write(report.summary())
+
+    def _fit(self, x: torch.Tensor) -> torch.Tensor:
+        """An augmented batch as the model takes it: scaled by its input size over the data's side (a --crop
+        keeps its share), the grey channel repeated for 3-channel models."""
+        side = round(x.shape[-1] * self.input_size / self.train_images.shape[-1])
+        return fit_input(x, side, self.channels)
+
     def _new_ema(self) -> AveragedModel | None:
         if not self.cfg.ema:
             return None
@@ -210,7 +248,7 @@ class Trainer:
     def _checkpoint(self, module: nn.Module, **fields: Any) -> Checkpoint:
         """``module``'s weights (on the CPU) with what describes the run, and ``fields``."""
         return Checkpoint(self.cfg.model, list(self.data.classes), self._state_dict_cpu(module), mean=self.mean,
-                          std=self.std, input_size=int(self.train_split.images.shape[-1]), channels=1,
+                          std=self.std, input_size=self.input_size, channels=self.channels,
                           config=self.cfg.to_dict(), epoch=self.epoch, stage=self.stage, **fields)
 
     @staticmethod
@@ -238,7 +276,7 @@ class Trainer:
         run_dir = run.parent if run.suffix == ".pt" else run
         ckpt = load_checkpoint(run_dir / "last.pt")
         cfg = TrainConfig.from_dict(ckpt.config).resumed(overrides)
-        trainer = cls(cfg, run_dir=run_dir, dataset=dataset, progress=progress)
+        trainer = cls(cfg, run_dir=run_dir, dataset=dataset, progress=progress, resumed_from=ckpt)
         trainer.model.load_state_dict(ckpt.state_dict)
         state = ckpt.resume
         if trainer.ema is not None:
@@ -298,7 +336,8 @@ class Trainer:
         distributed.broadcast_buffers(model, self.dist)  # every process evaluates rank 0's model
         part = slice(self.dist.rank, None, self.dist.world_size)
         labels = self.val_split.labels[part]
-        probs = predict_proba(model, self.val_split.images[part], self.mean, self.std, device=self.device)
+        probs = predict_proba(model, self.val_split.images[part], self.mean, self.std, device=self.device,
+                              input_size=self.input_size, channels=self.channels)
         correct = float((probs.argmax(1) == labels).sum())
         loss_sum = float(-np.log(probs[np.arange(len(labels)), labels].clip(1e-12)).sum())
         correct, loss_sum, n = distributed.all_reduce_sum([correct, loss_sum, float(len(labels))], self.dist, self.device)
@@ -307,6 +346,8 @@ class Trainer:
     def train_epoch(self, split: Split, index_pool: np.ndarray | None = None, desc: str = "") -> dict[str, float]:
         cfg = self.cfg
         self.model.train()
+        if cfg.freeze_epochs:  # the head alone for the first epochs: the backbone's weights and statistics held
+            set_backbone_frozen(self.model, self.stage == "main" and self.epoch < cfg.freeze_epochs)
         pool = torch.from_numpy(index_pool) if index_pool is not None else None
         n = len(pool) if pool is not None else len(split)
         order = torch.randperm(n, generator=self.generator)
@@ -321,7 +362,7 @@ class Trainer:
         for step in bar:
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x = to_input(images[idx.to(self.device)], self.mean, self.std, self.device)
-            x = augment_batch(x, cfg.augment, self.generator)
+            x = self._fit(augment_batch(x, cfg.augment, self.generator))
             t = targets_for(split, idx, self.num_classes, cfg.label_smoothing).to(self.device)
             if cfg.mixup > 0:
                 x, t = mixup(x, t, cfg.mixup, self.generator)
@@ -419,7 +460,8 @@ class Trainer:
 
     def _hard_pool(self) -> np.ndarray:
         """Training images the current model gets wrong, plus as many random others as replay."""
-        probs = predict_proba(self.model, self.train_split.images, self.mean, self.std, device=self.device)
+        probs = predict_proba(self.model, self.train_split.images, self.mean, self.std, device=self.device,
+                              input_size=self.input_size, channels=self.channels)
         wrong = np.flatnonzero(probs.argmax(1) != self.train_split.labels)
         right = np.setdiff1d(np.arange(len(self.train_split)), wrong)
         rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=self.generator)))
