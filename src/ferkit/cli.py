@@ -8,6 +8,7 @@ command given are built, and each command imports what it needs when it runs, so
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Callable, Collection, Sequence
@@ -44,7 +45,7 @@ HELP = {  # each command's line in `ferkit --help`
     "video": "recognise emotions through a video file",
     "webcam": "live recognition from a camera, in a window or headless",
     "serve": "HTTP API and web page (photo, webcam, Best Actor game)",
-    "models": "list registered models with parameters and MACs",
+    "models": "list registered models with parameters and MACs, or one layer by layer (--summary)",
     "data-report": "class counts, sample grids and the duplicate report of a data set",
     "demo": "recognise emotions on a bundled photo with the shipped model (offline)",
     "import-keras": "import a seed's Keras .h5 model as a ferkit checkpoint and ONNX file",
@@ -216,8 +217,12 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _models_parser(sub: argparse._SubParsersAction) -> None:
-    p = _command(sub, "models")
+    p = _command(sub, "models", description="Lists the registered models; with --summary, one model layer by layer "
+                                            "(output shape, parameters), like Keras' model.summary().")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--summary", metavar="NAME", help="the per-layer table of model NAME")
+    p.add_argument("--input-size", type=int, metavar="PX", help="with --summary: image side (default: the model's own)")
+    p.add_argument("--channels", type=int, help="with --summary: input channels (default: the model's own)")
 
 
 def _data_report_parser(sub: argparse._SubParsersAction) -> None:
@@ -369,9 +374,13 @@ def run(argv: Sequence[str] | None = None) -> int:
               model=args.weights, detector=args.detector, align=not args.no_align, limits=limits,
               workers=args.concurrency)
     elif args.command == "models":
-        from .models.table import models_table
+        from .models.table import layer_rows, models_table, summary_table
 
-        print(models_table(as_json=args.json))
+        if args.summary:
+            rows = layer_rows(args.summary, args.input_size, args.channels) if args.json else None
+            print(json.dumps(rows, indent=2) if rows else summary_table(args.summary, args.input_size, args.channels))
+        else:
+            print(models_table(as_json=args.json))
     elif args.command == "data-report":
         from .data.report import data_report
 

@@ -27,6 +27,7 @@ class ModelEntry:
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
+_ALIASES: dict[str, str] = {}
 
 
 def register_model(name: str, description: str, input_size: int = 48, channels: int = 1,
@@ -42,6 +43,18 @@ def register_model(name: str, description: str, input_size: int = 48, channels: 
     return wrap
 
 
+def register_alias(old: str, name: str) -> None:
+    """Keep ``old`` working as another name of the registered ``name`` (not listed by :func:`list_models`)."""
+    if old in _REGISTRY or old in _ALIASES or name not in _REGISTRY:
+        raise ValueError(f"alias {old!r} clashes with a model, or {name!r} is not registered")
+    _ALIASES[old] = name
+
+
+def model_aliases() -> dict[str, str]:
+    """Old names still accepted, and the model each now names."""
+    return dict(_ALIASES)
+
+
 def list_models(include_unavailable: bool = False) -> list[str]:
     """The registered names; those whose optional module is not installed only with ``include_unavailable``."""
     return sorted(n for n, e in _REGISTRY.items() if include_unavailable or e.available)
@@ -49,7 +62,7 @@ def list_models(include_unavailable: bool = False) -> list[str]:
 
 def model_entry(name: str) -> ModelEntry:
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[_ALIASES.get(name, name)]
     except KeyError:
         raise ConfigError(f"unknown model {name!r}; choose from: {', '.join(list_models(True))}") from None
 
