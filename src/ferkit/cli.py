@@ -46,6 +46,7 @@ HELP = {  # each command's line in `ferkit --help`
     "webcam": "live recognition from a camera, in a window or headless",
     "serve": "HTTP API and web page (photo, webcam, Best Actor game)",
     "models": "list registered models with parameters and MACs, or one layer by layer (--summary)",
+    "recipes": "list the seed systems' training recipes (ferkit train --recipe NAME)",
     "data-report": "class counts, sample grids and the duplicate report of a data set",
     "demo": "recognise emotions on a bundled photo with the shipped model (offline)",
     "import-keras": "import a seed's Keras .h5 model as a ferkit checkpoint and ONNX file",
@@ -80,6 +81,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN", help="continue runs/<name> (or its last.pt) exactly where it stopped, "
                                                    f"with its own settings; only {resumable} may be given with it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--recipe", metavar="NAME",
+                   help="a seed system's recipe (model, optimizer, schedule, epochs, augmentation ...; `ferkit recipes` "
+                        "lists them): its settings replace the defaults, and every option given beside it overrides one")
     add_train_options(p)
 
 
@@ -225,6 +229,12 @@ def _models_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, help="with --summary: input channels (default: the model's own)")
 
 
+def _recipes_parser(sub: argparse._SubParsersAction) -> None:
+    _command(sub, "recipes", description="The seed systems' recipes for `ferkit train --recipe NAME`: each with its "
+                                         "seed file, the ferkit train flags it stands for, and the seed's lines it "
+                                         "follows.")
+
+
 def _data_report_parser(sub: argparse._SubParsersAction) -> None:
     from .training.config import add_data_options
 
@@ -267,6 +277,7 @@ def _import_keras_parser(sub: argparse._SubParsersAction) -> None:
 PARSERS: dict[str, Callable[[argparse._SubParsersAction], None]] = {
     "train": _train_parser, "evaluate": _evaluate_parser, "export": _export_parser, "predict": _predict_parser,
     "video": _video_parser, "webcam": _webcam_parser, "serve": _serve_parser, "models": _models_parser,
+    "recipes": _recipes_parser,
     "data-report": _data_report_parser, "demo": _demo_parser, "import-keras": _import_keras_parser,
 }
 
@@ -298,13 +309,20 @@ def run(argv: Sequence[str] | None = None) -> int:
         from .training.config import config_from_options, given_settings, machine_defaults
         from .training.trainer import train
 
+        if args.resume and args.recipe:
+            raise ConfigError("--resume continues a run with its own settings: --recipe cannot be given with it")
         if args.resume:
             settings = {**machine_defaults(), **given_settings(args)}  # device and threads: this machine's
             result = train(resume=args.resume, progress=not args.quiet, **settings)
         else:
-            if "model" not in args or "data" not in args:
-                raise SystemExit("ferkit train: --model and --data are required (or --resume RUN)")
-            result = train(progress=not args.quiet, **config_from_options(args).to_dict())
+            if ("model" not in args and not args.recipe) or "data" not in args:
+                raise SystemExit("ferkit train: --model (or --recipe) and --data are required (or --resume RUN)")
+            base = None
+            if args.recipe:
+                from .training.recipes import merged
+
+                base = merged(args.recipe, given_settings(args))
+            result = train(progress=not args.quiet, **config_from_options(args, base).to_dict())
         if int(os.environ.get("RANK", 0)) == 0:  # under torchrun, one line, not one per process
             print(f"best val accuracy {result.best_val_acc:.4f} at epoch {result.best_epoch}; weights: {result.run_dir / 'best.pt'}")
     elif args.command == "evaluate":
@@ -381,6 +399,10 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(rows, indent=2) if rows else summary_table(args.summary, args.input_size, args.channels))
         else:
             print(models_table(as_json=args.json))
+    elif args.command == "recipes":
+        from .training.recipes import recipes_table
+
+        print(recipes_table())
     elif args.command == "data-report":
         from .data.report import data_report
 

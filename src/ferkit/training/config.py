@@ -33,6 +33,8 @@ RETIRED_KEYS: frozenset[str] = frozenset()
 """Keys an old ``config.json`` may hold that are no longer settings, dropped when it is read. None so far: every
 field since the first release is still a field (old configs only lack newer fields, which take their defaults)."""
 SCHEDULES_OVER_EPOCHS = ("cosine", "onecycle")  # laid out over ``epochs`` when the run starts
+PLATEAU_MONITORS = ("val_acc", "val_loss")
+LABEL_ENCODINGS = ("index", "frequency")
 
 
 def _opt(default: Any = MISSING, help: str = "", *, flag: str | None = None, metavar: str | None = None,
@@ -57,14 +59,24 @@ class TrainConfig:
     ferplus: str | None = _opt(None, "fer2013new.csv with FER+ votes", metavar="CSV", default_help="beside --data")
     epochs: int = _opt(30, "epochs of the main run")
     batch_size: int = _opt(64, "images per optimizer step (under torchrun: the global batch)")
-    optimizer: str = _opt("sgd", "sgd is SGD with Nesterov momentum", choices=OPTIMIZERS)
+    optimizer: str = _opt("sgd", "sgd is SGD with Nesterov momentum (classical with --no-nesterov, plain with "
+                                 "--momentum 0)", choices=OPTIMIZERS)
     lr: float | None = _opt(None, "peak learning rate", default_help="0.01 for sgd, 0.001 for adam/adamw")
-    momentum: float = _opt(0.9, "SGD momentum")
+    momentum: float = _opt(0.9, "SGD momentum; 0 = plain SGD (Keras' SGD(lr))")
+    no_nesterov: bool = _opt(False, "SGD: classical momentum instead of Nesterov's")
     weight_decay: float = _opt(5e-4, "L2 weight decay")
     schedule: str = _opt("cosine", "learning-rate schedule", choices=SCHEDULES)
     warmup_epochs: float = _opt(0.0, "linear warm-up before cosine")
     gamma: float = _opt(0.95, "decay per epoch for --schedule exponential")
-    plateau_patience: int = _opt(3, "epochs before --schedule plateau halves the rate")
+    plateau_patience: int = _opt(3, "--schedule plateau cuts the rate after N epochs without improvement (Keras' "
+                                    "patience)", metavar="N")
+    plateau_monitor: str = _opt("val_acc", "what --schedule plateau watches (Keras' ReduceLROnPlateau: val_loss)",
+                                choices=PLATEAU_MONITORS)
+    plateau_factor: float = _opt(0.5, "--schedule plateau multiplies the rate by this", metavar="F")
+    min_lr: float = _opt(0.0, "--schedule plateau never cuts the rate below this")
+    decay_steps: int = _opt(0, "--schedule exponential: the rate is multiplied by --gamma every N optimizer steps, "
+                               "smoothly at every step (Keras' ExponentialDecay); 0 = by --gamma once per epoch",
+                            metavar="N")
     label_smoothing: float = _opt(0.0, "label smoothing of the targets")
     mixup: float = _opt(0.0, "mixup Beta(alpha, alpha); 0 = off", metavar="ALPHA")
     ema: float = _opt(0.0, "moving average of the weights, updated every step with this decay (e.g. 0.999); "
@@ -78,6 +90,14 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # flat flags: --flip ... --crop, --no-augment
     class_weights: str = _opt("none", "loss weights against class imbalance (Disgust is 1.5%% of FER2013)",
                               choices=CLASS_WEIGHTS)
+    label_encoding: str = _opt("index", "class ids: index (the data's order) or frequency (seed 004's 'frequency "
+                                        "encoding': ids by Training frequency, the commonest last; a relabelling "
+                                        "that changes nothing for a softmax model beyond its random start)",
+                               choices=LABEL_ENCODINGS)
+    logit_adjust: float = _opt(0.0, "logit-adjusted loss against class imbalance (Menon et al. 2021): the loss sees "
+                                    "logits + TAU * log(Training class prior), predictions the plain logits; 1 is "
+                                    "the paper's choice; 0 = off", metavar="TAU")
+    prior_bias: bool = _opt(False, "start the output layer's bias at the log Training class prior")
     patience: int = _opt(0, "early stopping after N epochs without a better val accuracy; 0 = off")
     finetune_hard: int = _opt(0, "then fine-tune on Training mistakes plus as many replayed images, at lr/10",
                               metavar="EPOCHS")
@@ -131,7 +151,7 @@ class TrainConfig:
         if isinstance(self.augment, Mapping):
             self.augment = _augment_from_dict(self.augment)
         checks = [("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("class_weights", CLASS_WEIGHTS),
-                  ("labels", LABEL_SETS)]
+                  ("labels", LABEL_SETS), ("plateau_monitor", PLATEAU_MONITORS), ("label_encoding", LABEL_ENCODINGS)]
         for name, allowed in checks:
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
@@ -145,6 +165,8 @@ class TrainConfig:
             raise ConfigError(f"teacher_tta must be one of {TTA_MODES}, not {self.teacher_tta!r}")
         if not 0 <= self.ema < 1:
             raise ConfigError("ema (the decay per step) must be in [0, 1); 0 turns it off")
+        if min(self.momentum, self.min_lr, self.decay_steps, self.plateau_patience) < 0 or not 0 < self.plateau_factor < 1:
+            raise ConfigError("momentum, min_lr, decay_steps and plateau_patience must be >= 0, plateau_factor in (0, 1)")
         for name, allowed in (("split_by", SPLIT_BY), ("faces", FACE_MODES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
@@ -250,11 +272,13 @@ def given_settings(ns: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in vars(ns).items() if k in names}
 
 
-def config_from_options(ns: argparse.Namespace) -> TrainConfig:
-    """The TrainConfig of parsed ``ferkit train`` options; defaults for everything not given."""
-    given = given_settings(ns)
+def config_from_options(ns: argparse.Namespace, base_settings: Mapping[str, Any] | None = None) -> TrainConfig:
+    """The TrainConfig of parsed ``ferkit train`` options; for everything not given, ``base_settings`` (a recipe's)
+    and then the defaults. Each option given overrides one setting (an augmentation flag, one knob)."""
+    settings = dict(base_settings or {})
+    given = {**{k: v for k, v in settings.items() if k != "augment"}, **given_settings(ns)}
     aug_names = {f.name for f in fields(AugmentConfig)}
-    base = AugmentConfig.none() if given.pop("no_augment", False) else AugmentConfig()
+    base = AugmentConfig.none() if given.pop("no_augment", False) else settings.get("augment", AugmentConfig())
     augment = replace(base, **{k: given.pop(k) for k in list(given) if k in aug_names})
     return TrainConfig.from_dict({**given, "augment": augment})
 

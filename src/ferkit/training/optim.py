@@ -1,4 +1,6 @@
-"""Optimizers and learning-rate schedules from a :class:`TrainConfig`."""
+"""Optimizers and learning-rate schedules from a :class:`TrainConfig`, with Keras' semantics where the seed recipes
+need them: plain SGD (momentum 0, no Nesterov), ``ReduceLROnPlateau`` on the validation loss (factor, patience,
+``min_lr``, ``min_delta=1e-4``) and ``ExponentialDecay`` at every step."""
 
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float | None = None)
         groups += [{"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay, "lr": group_lr},
                    {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0, "lr": group_lr}]
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=True)
+        nesterov = cfg.momentum > 0 and not cfg.no_nesterov
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum, nesterov=nesterov)
     if cfg.optimizer == "adam":
         return torch.optim.Adam(groups, lr=lr)
     return torch.optim.AdamW(groups, lr=lr)
@@ -30,21 +33,28 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig, lr: float | None = None)
 
 class Schedule:
     """One wrapper over the torch schedulers: ``step_batch()`` after every optimizer step,
-    ``step_epoch(val_acc)`` after every epoch; each forwards to the scheduler that wants it."""
+    ``step_epoch(val_acc, val_loss)`` after every epoch; each forwards to the scheduler that wants it."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> None:
         total = cfg.epochs * steps_per_epoch
         warmup = int(cfg.warmup_epochs * steps_per_epoch)
         S = torch.optim.lr_scheduler
-        self.per_batch = cfg.schedule in ("cosine", "onecycle", "none")
+        self.per_batch = cfg.schedule in ("cosine", "onecycle", "none") or (cfg.schedule == "exponential"
+                                                                             and cfg.decay_steps > 0)
+        self.monitor = cfg.plateau_monitor
         if cfg.schedule == "cosine":
             main = S.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
             self.sched = S.SequentialLR(optimizer, [S.LinearLR(optimizer, 0.01, 1.0, warmup), main], [warmup]) if warmup else main
         elif cfg.schedule == "onecycle":
             self.sched = S.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
                                       pct_start=max(warmup / total if warmup else 0.3, 2.5 / total))
-        elif cfg.schedule == "plateau":
-            self.sched = S.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=cfg.plateau_patience)
+        elif cfg.schedule == "plateau":  # Keras cuts at the N-th epoch without improvement, PyTorch after the N-th
+            self.sched = S.ReduceLROnPlateau(optimizer, mode="min" if self.monitor == "val_loss" else "max",
+                                             factor=cfg.plateau_factor, patience=max(0, cfg.plateau_patience - 1),
+                                             threshold=1e-4, threshold_mode="abs", min_lr=cfg.min_lr)
+        elif cfg.schedule == "exponential" and cfg.decay_steps:
+            gamma, steps = cfg.gamma, cfg.decay_steps
+            self.sched = S.LambdaLR(optimizer, lambda step: gamma ** (step / steps))
         elif cfg.schedule == "exponential":
             self.sched = S.ExponentialLR(optimizer, gamma=cfg.gamma)
         else:
@@ -54,9 +64,9 @@ class Schedule:
         if self.per_batch:
             self.sched.step()
 
-    def step_epoch(self, val_acc: float) -> None:
+    def step_epoch(self, val_acc: float, val_loss: float) -> None:
         if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            self.sched.step(val_acc)
+            self.sched.step(val_loss if self.monitor == "val_loss" else val_acc)
         elif not self.per_batch:
             self.sched.step()
 

@@ -40,10 +40,12 @@ from ..core.detect import FaceCropper
 from ..core.device import resolve_device, setup_device
 from ..core.predict import ensemble_proba, fit_input, predict_proba, to_input
 from ..errors import ConfigError, DivergedError, optional_import
+from ..models.keras_layers import kernel_l2_penalty, kernel_l2_terms
 from ..models.registry import count_parameters, create_model, model_entry
 from . import distributed
 from .config import TrainConfig, check_resume_changes
 from .distributed import DistInfo
+from .imbalance import by_frequency, class_prior, init_prior_bias, logit_offsets
 from .optim import Schedule, build_optimizer
 from .warmstart import init_from_checkpoint, load_pretrained, set_backbone_frozen
 
@@ -127,7 +129,7 @@ class Trainer:
             if self.progress:
                 for note in filter(None, (dataset.skipped_note, dataset.no_face_note)):
                     tqdm.write(f"{cfg.data}: {note}")
-        self.data = dataset
+        self.data = by_frequency(dataset) if cfg.label_encoding == "frequency" else dataset
         if cfg.limit:
             self.data = self.data.subsample(cfg.limit, seed=cfg.seed)
         self.train_split, self.val_split = self.data.split("train"), self.data.split("val")
@@ -141,6 +143,11 @@ class Trainer:
         if resumed_from is None:
             self._warm_start(init)
         self.model = self.model.to(self.device)
+        prior = class_prior(self.train_split.labels, self.num_classes)
+        if cfg.prior_bias:
+            init_prior_bias(self.model, prior)
+        self.logit_offsets = logit_offsets(prior, cfg.logit_adjust).to(self.device) if cfg.logit_adjust else None
+        self.l2_terms = kernel_l2_terms(self.model)  # Keras kernel_regularizer=l2(c): c * sum(w**2) in the loss
         if cfg.dropout is not None:
             for m in self.model.modules():
                 if isinstance(m, nn.Dropout):
@@ -370,7 +377,8 @@ class Trainer:
                 x, t = x[lo:hi], t[lo:hi]
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 logits = self.net(x.contiguous(memory_format=torch.channels_last))
-            loss = soft_cross_entropy(logits.float(), t, self.weight)
+            adjusted = logits.float() + self.logit_offsets if self.logit_offsets is not None else logits.float()
+            loss = soft_cross_entropy(adjusted, t, self.weight) + kernel_l2_penalty(self.l2_terms)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -391,7 +399,7 @@ class Trainer:
         return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed,
                 "epoch_s": elapsed}
 
-    def _run_stage_epoch(self, split: Split, pool: np.ndarray | None, total: int) -> float:
+    def _run_stage_epoch(self, split: Split, pool: np.ndarray | None, total: int) -> tuple[float, float]:
         lr = self.optimizer.param_groups[0]["lr"]
         stats = self.train_epoch(split, pool, desc=f"{self.stage} epoch {self.epoch + 1}/{total}")
         val_acc, val_loss = self.validate()
@@ -409,7 +417,7 @@ class Trainer:
             tqdm.write(f"{self.stage} epoch {self.epoch}/{total}: loss {stats['train_loss']:.4f} acc {stats['train_acc']:.4f}"
                        f" | val loss {val_loss:.4f} acc {val_acc:.4f}{' *' if improved else ''}"
                        f" | {stats['images_per_s']:.0f} img/s, {stats['epoch_s']:.0f} s, ETA {eta / 60:.1f} min")
-        return val_acc
+        return val_acc, val_loss
 
     def fit(self) -> TrainResult:
         cfg = self.cfg
@@ -418,8 +426,8 @@ class Trainer:
                        f"{len(self.train_split)} train / {len(self.val_split)} val images -> {self.run_dir}")
         stopped = False
         while self.stage == "main" and self.epoch < cfg.epochs:
-            val_acc = self._run_stage_epoch(self.train_split, None, cfg.epochs)
-            self.schedule.step_epoch(val_acc)
+            val_acc, val_loss = self._run_stage_epoch(self.train_split, None, cfg.epochs)
+            self.schedule.step_epoch(val_acc, val_loss)
             if cfg.patience and self.bad_epochs >= cfg.patience:
                 stopped = True
                 if self.progress:
@@ -470,11 +478,16 @@ class Trainer:
 
 
 def train(resume: str | Path | None = None, dataset: FERDataset | None = None, progress: bool = True,
-          **config: Any) -> TrainResult:
+          recipe: str | None = None, **config: Any) -> TrainResult:
     """Train a model (``ferkit.train(model="resnet_s", data="fer2013.csv", epochs=30, ...)``),
     or continue one with ``resume=RUN_DIR``. Keyword arguments are :class:`TrainConfig` fields (an unknown one is a
-    ConfigError); a resumed run takes only those in :data:`~ferkit.training.config.RESUMABLE`."""
+    ConfigError); a resumed run takes only those in :data:`~ferkit.training.config.RESUMABLE`. ``recipe`` starts
+    from a seed recipe's settings (:mod:`~ferkit.training.recipes`), each keyword argument overriding one."""
     if resume is not None:
         check_resume_changes(config)
         return Trainer.resume(resume, progress=progress, dataset=dataset, **config).fit()
+    if recipe is not None:
+        from .recipes import merged
+
+        config = merged(recipe, config)
     return Trainer(TrainConfig.from_dict(config), dataset=dataset, progress=progress).fit()
