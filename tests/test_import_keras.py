@@ -133,6 +133,8 @@ def test_an_architecture_no_network_has_is_one_line(tiny_networks, tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(ModelError, match=r"keras_tiny_seq\.h5: is not a resnet_s: Keras layer conv2d"):
         import_keras(SEQ, out=tmp_path, classes=CLASSES, model="resnet_s")
+    with pytest.raises(ModelError, match=r"is not a webcam_cnn: webcam_cnn does not run on its 12x12x1 input"):
+        import_keras(SEQ, out=tmp_path, classes=CLASSES, model="webcam_cnn")
 
 
 def test_an_unconvertible_layer_is_named(tmp_path):

@@ -172,7 +172,10 @@ def find_network(graph: KerasGraph, path: Path, name: str | None = None) -> tupl
     h, w, c = graph.input_shape
     if name is not None:
         model_entry(name)  # an unknown name is a ConfigError listing the choices
-        model, _, why = _match(graph, name)
+        try:
+            model, _, why = _match(graph, name)
+        except RuntimeError:  # its layers do not fit the input at all
+            raise ModelError(path, f"is not a {name}: {name} does not run on its {h}x{w}x{c} input") from None
         if why:
             raise ModelError(path, f"is not a {name}: {why}")
         return name, model
