@@ -1,6 +1,6 @@
 """Data-parallel training under torchrun (2 gloo processes on loopback) on a small real FER2013 subset.
 
-The model is clemson_cnn2 with --dropout 0: no BatchNorm and no dropout, so a 2-process step on
+The model is seed004_model2 with --dropout 0: no BatchNorm and no dropout, so a 2-process step on
 two halves of a global batch equals a 1-process step on the whole batch up to float rounding (with
 BatchNorm each process would normalise its own half). Each run is killed after its first epoch and
 resumed the other way: torchrun -> one process, one process -> torchrun.
@@ -50,7 +50,7 @@ def _cmd(processes: int) -> list[str]:
 
 
 def _train_args(data: Path, project: Path, name: str) -> list[str]:
-    return ["--model", "clemson_cnn2", "--dropout", "0", "--data", str(data), "--epochs", str(EPOCHS),
+    return ["--model", "seed004_model2", "--dropout", "0", "--data", str(data), "--epochs", str(EPOCHS),
             "--batch-size", "32", "--schedule", "none", "--quiet", "--project", str(project), "--name", name]
 
 
@@ -66,7 +66,7 @@ def _run_ok(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[
 
 
 def _run_killed_after_first_epoch(cmd: list[str], env: dict[str, str], run_dir: Path) -> int:
-    """Start ``cmd``, SIGKILL its whole process group once ``last.pt`` holds epoch 1; the epoch it holds."""
+    """Start ``cmd``, kill it and its workers once ``last.pt`` holds epoch 1; the epoch it holds."""
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     last, deadline = run_dir / "last.pt", time.time() + 120
     while time.time() < deadline and proc.poll() is None:
@@ -74,7 +74,10 @@ def _run_killed_after_first_epoch(cmd: list[str], env: dict[str, str], run_dir: 
             break
         time.sleep(0.05)
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
+        # torchrun starts each worker in a session of its own, so a SIGKILL to torchrun's group would leave them
+        # training (and appending to metrics.csv while the run resumes); SIGTERM makes torchrun end its workers
+        # (SIGTERM, then SIGKILL after 30 s) before it exits, and a one-process run dies of it at once.
+        os.killpg(proc.pid, signal.SIGTERM)
     proc.wait()
     return load_checkpoint(last)["epoch"]
 
@@ -121,4 +124,4 @@ def test_global_batch_must_split_evenly(monkeypatch, tmp_path):
     """Refused before any process group is joined (as torchrun's 2 processes would see it)."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="must be divisible by the 2 processes"):
-        Trainer(TrainConfig(model="clemson_cnn2", data="unused", batch_size=33, project=str(tmp_path)), progress=False)
+        Trainer(TrainConfig(model="seed004_model2", data="unused", batch_size=33, project=str(tmp_path)), progress=False)
