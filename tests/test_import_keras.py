@@ -105,6 +105,17 @@ def test_weights_with_json_beside_or_given(tiny_networks, tmp_path):
     assert res.max_diff < 1e-5
 
 
+def test_a_dead_channel_with_zero_moving_variance_imports(tiny_networks, tmp_path):
+    import h5py
+
+    dead = tmp_path / "dead.h5"
+    shutil.copy(FN, dead)
+    with h5py.File(dead, "r+") as f:
+        f["batch_normalization_2/batch_normalization_2/moving_variance:0"][0] = 0.0  # a ReLU channel that never fired
+    res = import_keras(dead, json_path=FN.with_suffix(".json"), out=tmp_path / "out", classes=CLASSES)
+    assert load_checkpoint(res.checkpoint).state_dict["bn.running_var"][0] == 0.0  # epsilons equal: copied as is
+
+
 def test_the_checkpoint_loads_safely_evaluates_and_exports(seq_import, tmp_path):
     from ferkit.evaluation import evaluate
     from ferkit.export import export
@@ -177,3 +188,11 @@ def test_mini_xception_has_the_keras_parameter_count():
     stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
     assert count_parameters(model) + stats == 58_423  # fer's emotion_model.hdf5 (Keras counts moving statistics)
     assert model.eval()(torch.zeros(2, 1, 64, 64)).shape == (2, 7)
+
+
+def test_help_says_what_it_does(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["import-keras", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert exit_.value.code == 0 and "usage: ferkit import-keras" in text
+    assert "save_weights('w.h5') with the architecture of model.to_json()" in text and "--keras-python" in text

@@ -204,10 +204,8 @@ def copy_weights(graph: KerasGraph, model: nn.Module) -> None:
         for unit, (_, m, _) in zip(graph.units, side.units):
             arrays = unit.nchw() if side.nchw_flatten else unit.params
             params = [torch.from_numpy(np.ascontiguousarray(p, dtype=np.float32)) for p in arrays]
-            if unit.kind == "bn":
-                var = params[3] + (unit.eps - m.eps)
-                if (var <= 0).any():
-                    raise ModelError(unit.layer, f"BatchNorm epsilon {unit.eps:g} cannot be folded into {m.eps:g}")
+            if unit.kind == "bn":  # var + Keras' eps = (var + Keras' eps - the network's eps) + the network's eps
+                var = params[3] + (unit.eps - m.eps) if unit.eps != m.eps else params[3]
                 for target, value in zip((m.weight, m.bias, m.running_mean, m.running_var), params[:3] + [var]):
                     target.copy_(value)
             else:
