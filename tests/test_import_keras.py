@@ -196,3 +196,12 @@ def test_help_says_what_it_does(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert exit_.value.code == 0 and "usage: ferkit import-keras" in text
     assert "save_weights('w.h5') with the architecture of model.to_json()" in text and "--keras-python" in text
+
+
+def test_probabilities_that_differ_make_the_exit_code_1(tiny_networks, tmp_path, capsys):
+    npz = np.load(expect(SEQ))
+    np.savez(tmp_path / "wrong.npz", faces=npz["faces"], probs=npz["probs"][:, ::-1])  # classes reversed
+    with pytest.raises(SystemExit) as exit_:
+        main(["import-keras", str(SEQ), "--out", str(tmp_path / "out"), "--expect", str(tmp_path / "wrong.npz"),
+              "--classes", ",".join(CLASSES)])
+    assert exit_.value.code == 1 and "over 0.0001: NOT the Keras model" in capsys.readouterr().out
