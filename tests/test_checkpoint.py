@@ -1,13 +1,17 @@
 """The typed checkpoint: its on-disk dict (compatible both ways with files written before it), resume
 state, the shipped model, and the data set it rebuilds for evaluation and export."""
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
 
 from ferkit.core import checkpoint as checkpoint_module
 from ferkit.core.checkpoint import RESUME_KEYS, Checkpoint, CheckpointError, load_checkpoint, save_half
+from ferkit.core.detect import FaceCropper
 from ferkit.core.predict import predict_proba
+from ferkit.data.dataset import load_dataset
 from ferkit.data.synthetic import synthetic_dataset
 from ferkit.training import Trainer, train
 
@@ -104,19 +108,25 @@ def test_dataset_is_rebuilt_as_the_run_split_it(monkeypatch, toy, tmp_path):
     monkeypatch.setattr(checkpoint_module, "load_dataset", lambda data, **kw: calls.append((data, kw)) or toy)
     data = tmp_path / "faces"
     ckpt = Checkpoint("resnet_s", list(toy.classes), {}, config={"data": str(data), "labels": "ferplus",
-                                                                 "val_fraction": 0.25, "seed": 3})
+                                                                 "val_fraction": 0.25, "seed": 3,
+                                                                 "split_by": "subject", "model": "resnet_s"})
     assert ckpt.dataset() is None and not calls  # the run's data is gone
     assert ckpt.dataset(toy) is toy and not calls
     data.mkdir()
     assert ckpt.dataset() is toy
-    assert calls[-1] == (str(data), dict(labels="ferplus", ferplus=None, val_fraction=0.25, seed=3,
-                                         skip_bad_rows=False, progress=False))
+    path, kw = calls[-1]
+    assert isinstance(kw.pop("cropper"), FaceCropper)  # photos are cropped as the run cropped them
+    assert (path, kw) == (str(data), dict(labels="ferplus", ferplus=None, val_fraction=0.25, seed=3,
+                                          split_by="subject", skip_bad_rows=False, progress=False))
     ckpt.dataset("other.csv", labels="fer2013", skip_bad_rows=True)
     assert calls[-1][0] == "other.csv" and calls[-1][1]["labels"] == "fer2013" and calls[-1][1]["skip_bad_rows"]
     bare = Checkpoint("resnet_s", list(toy.classes), {})
     bare.dataset("x.csv")
-    assert calls[-1][1] == dict(labels="fer2013", ferplus=None, val_fraction=0.1, seed=0, skip_bad_rows=False,
-                                     progress=False)
+    kw = calls[-1][1]
+    kw.pop("cropper")
+    assert kw == dict(labels="fer2013", ferplus=None, skip_bad_rows=False, progress=False)  # load_dataset's defaults
+    defaults = inspect.signature(load_dataset).parameters  # ... which are TrainConfig's
+    assert (defaults["val_fraction"].default, defaults["seed"].default) == (0.1, 0)
 
 
 def test_input_size_comes_from_the_checkpoint(tmp_path):

@@ -416,8 +416,12 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
             raise ApiError(404, "not_found", f"/models/{name}: no such model")
         return send(model_files[name], "public, max-age=31536000, immutable")
 
+    api_paths = {r.path for r in app.routes if "GET" not in (getattr(r, "methods", None) or {"GET"})}
+
     @app.get("/{asset:path}", include_in_schema=False)
     async def web_asset(asset: str) -> FileResponse:
+        if f"/{asset}" in api_paths:  # GET on a POST-only API path: a wrong method, not a missing page
+            raise HTTPException(405, "Method Not Allowed")
         if asset not in web_files:
             raise ApiError(404, "not_found", f"/{asset}: no such page or file")
         return send(web_files[asset])
