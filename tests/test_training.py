@@ -15,7 +15,7 @@ import torch
 from ferkit.data.synthetic import synthetic_dataset
 from ferkit.evaluation.predict import predict_proba
 from ferkit.training import Trainer, TrainConfig, load_checkpoint, model_from_checkpoint, train
-from ferkit.training.trainer import class_weight_vector
+from ferkit.training.trainer import class_weight_vector, ema_with_warmup
 
 FAST = dict(model="resnet_s", data="synthetic", epochs=2, batch_size=32, threads=2)
 
@@ -162,11 +162,12 @@ def test_ema_follows_every_step_and_is_what_validation_and_best_pt_use(tmp_path,
     t.train_epoch(one_batch)  # first step: the average starts as a copy
     w1 = float_state(t.model)
     assert all(torch.equal(w1[k], v) for k, v in float_state(t.ema.module).items())
-    t.train_epoch(one_batch)  # second step: 0.9 * old + 0.1 * new
+    t.train_epoch(one_batch)  # second step: d * old + (1 - d) * new, d warmed up: min(0.9, 2 / 11)
     w2, avg = float_state(t.model), float_state(t.ema.module)
     assert not torch.allclose(w1["head.3.weight"], w2["head.3.weight"])
+    d = 2 / 11
     for k in w1:
-        assert torch.allclose(avg[k], 0.9 * w1[k] + 0.1 * w2[k], atol=1e-6), k
+        assert torch.allclose(avg[k], d * w1[k] + (1 - d) * w2[k], atol=1e-6), k
     acc, _ = t.validate()
     val = t.val_split
     probs = predict_proba(t.ema.module, val.images, t.mean, t.std)
@@ -175,6 +176,17 @@ def test_ema_follows_every_step_and_is_what_validation_and_best_pt_use(tmp_path,
     best = load_checkpoint(t.run_dir / "best.pt")
     assert all(torch.equal(best["state_dict"][k], avg[k]) for k in avg)
     assert not torch.equal(best["state_dict"]["head.3.weight"], w2["head.3.weight"])
+
+
+def test_weight_average_forgets_its_start_within_hundreds_of_steps():
+    update = ema_with_warmup(0.9995)
+    avg, steps = [torch.zeros(3)], 1000
+    for n in range(1, steps + 1):  # the model's weights jump from 0 to 1 after the copy at step 0
+        update(avg, [torch.ones(3)], torch.tensor(n))
+    assert float(avg[0][0]) > 0.99  # a fixed 0.9995 would still hold 0.9995**1000 = 61% of the start
+    late = [torch.zeros(1)]
+    update(late, [torch.ones(1)], torch.tensor(10**6))  # long after the warm-up: the decay asked for
+    assert float(late[0][0]) == pytest.approx(1 - 0.9995)
 
 
 def test_resume_refuses_to_invent_a_missing_weight_average(tmp_path, toy):

@@ -79,8 +79,9 @@ class TrainConfig:
                             metavar="N")
     label_smoothing: float = _opt(0.0, "label smoothing of the targets")
     mixup: float = _opt(0.0, "mixup Beta(alpha, alpha); 0 = off", metavar="ALPHA")
-    ema: float = _opt(0.0, "moving average of the weights, updated every step with this decay (e.g. 0.999); "
-                           "validation and best.pt use the average; 0 = off", metavar="DECAY")
+    ema: float = _opt(0.0, "moving average of the weights, updated every step with this decay (e.g. 0.999), "
+                           "warmed up as min(decay, (1+n)/(10+n)) after n steps; validation and best.pt use the "
+                           "average; 0 = off", metavar="DECAY")
     teacher: list[str] = _opt(help="knowledge distillation: train towards these checkpoints' averaged probabilities "
                                    "on Training", metavar="CKPT", factory=list)
     distill: float = _opt(0.5, "with --teacher: weight of the teachers' probabilities in the targets, the rest the "

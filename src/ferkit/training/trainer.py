@@ -21,6 +21,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm import tqdm
 
 from ..data.augment import augment_batch, mixup
@@ -99,6 +100,24 @@ def targets_for(split: Split, index: torch.Tensor, num_classes: int, smoothing: 
     else:
         t = F.one_hot(torch.from_numpy(split.labels[index.numpy()]), num_classes).float()
     return t * (1 - smoothing) + smoothing / num_classes if smoothing else t
+
+
+def ema_with_warmup(decay: float) -> Callable[..., None]:
+    """The weight average's update with the decay warmed up as timm's ModelEma does: ``min(decay, (1 + n) / (10 + n))``
+    after ``n`` updates, so the average forgets its first, untrained weights within a few hundred steps (with a
+    fixed 0.9995 they still weigh 41% after 1,800 steps, and the average predicts one class for epochs)."""
+
+    @torch.no_grad()
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n_averaged: torch.Tensor) -> None:
+        n = float(n_averaged)
+        d = min(decay, (1 + n) / (10 + n))
+        if torch.is_floating_point(averaged[0]):
+            torch._foreach_lerp_(averaged, current, 1 - d)
+        else:  # BatchNorm's step counters
+            for a, c in zip(averaged, current, strict=True):
+                a.copy_(c)
+
+    return update
 
 
 class Trainer:
@@ -244,7 +263,7 @@ class Trainer:
     def _new_ema(self) -> AveragedModel | None:
         if not self.cfg.ema:
             return None
-        return AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(self.cfg.ema), use_buffers=True)
+        return AveragedModel(self.model, multi_avg_fn=ema_with_warmup(self.cfg.ema), use_buffers=True)
 
     @property
     def eval_model(self) -> nn.Module:
