@@ -66,21 +66,23 @@ def phone(playwright_and_browser, server):
     assert not errors, errors
 
 
-def _python_faces(rgb):
+def _python_faces(rgb, align: bool = True):
     from ferkit.inference import Recognizer
 
-    return Recognizer(threads=1).predict(rgb)
+    return Recognizer(threads=1, align=align).predict(rgb)
 
 
-def _browser_faces(page, rgb):
+def _browser_faces(page, rgb, align: bool = True):
+    """The page's on-device pipeline on ``rgb``, as ondevice.json sets it up (its ``align`` as given)."""
     data = base64.b64encode(rgb.tobytes()).decode()
-    return page.evaluate("""async ([b64, w, h]) => {
+    return page.evaluate("""async ([b64, w, h, align]) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const info = await (await fetch('ondevice.json')).json();
+        info.align = align;  // what `ferkit serve --no-align` writes there
         const od = await ferkitOnDevice.OnDevice.create(info);
         const r = await od.predict(ferkitOnDevice.image(bytes, w, h, 3));
         return r.faces;
-    }""", [data, int(rgb.shape[1]), int(rgb.shape[0])])
+    }""", [data, int(rgb.shape[1]), int(rgb.shape[0]), align])
 
 
 def _images():
@@ -110,6 +112,18 @@ def test_browser_pipeline_matches_python(phone):
     print(f"{faces} faces: worst box difference {worst_box} px, worst probability difference {worst_prob:.4f}")
     assert faces >= 1
     assert worst_box <= BOX_PX and worst_prob <= PROB_TOL, (worst_box, worst_prob)
+
+
+def test_browser_skips_alignment_when_the_server_does(phone):
+    """With ``serve --no-align`` (ondevice.json's align false) the page crops faces unaligned, as Python does."""
+    page, _ = phone
+    name, rgb = next(_images())
+    for align in (False, True):
+        want, got = _python_faces(rgb, align), _browser_faces(page, rgb, align)
+        assert len(got) == len(want) == 1, name
+        assert max(abs(got[0]["probs"][c] - want[0].probs[c]) for c in want[0].probs) <= PROB_TOL, align
+    unaligned, aligned = _browser_faces(page, rgb, False)[0]["probs"], _browser_faces(page, rgb, True)[0]["probs"]
+    assert unaligned != aligned  # the switch changes the crop
 
 
 def _shot(page, name: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -86,13 +87,14 @@ def fit(bgr: np.ndarray, width: int = VIDEO_W, height: int = VIDEO_H) -> np.ndar
 
 def write_fake_camera(path: Path, seconds: float = 3) -> Path:
     """A 640x480 Y4M clip for Chromium's fake camera: the woman of ``fer_woman2.mp4`` when ../shared is
-    there, else the bundled astronaut photo, still."""
+    there, else the bundled astronaut photo, still. Screenshots for the docs ($FERKIT_SCREENSHOTS) always show
+    the astronaut (public domain): nothing from ../shared may be shipped."""
     from ferkit.demo import demo_photo
 
     frames: list[np.ndarray] = []
     n = int(seconds * VIDEO_FPS)
     clip = SHARED_EXAMPLES / "fer_woman2.mp4"
-    if clip.exists():
+    if clip.exists() and not os.environ.get("FERKIT_SCREENSHOTS"):
         cap = cv2.VideoCapture(str(clip))
         step = max(1, round((cap.get(cv2.CAP_PROP_FPS) or 30) / VIDEO_FPS))
         i = 0

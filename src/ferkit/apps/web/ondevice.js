@@ -297,8 +297,9 @@
     }
 
     /** The faces in an RGB or RGBA image ({data, width, height, channels}), in the server's answer's
-     * shape: {width, height, faces: [{box, probs, emotion, score, landmarks}], ms, crops}. */
-    async predict(img, { align = true } = {}) {
+     * shape: {width, height, faces: [{box, probs, emotion, score, landmarks}], ms, crops}. Faces are
+     * eye-aligned as the server aligns them (``serve --no-align`` turns it off here too). */
+    async predict(img, { align = this.info.align !== false } = {}) {
       const t0 = performance.now();
       const dets = await this.detect(rgbOf(img));
       const g = grey(img), n = this.size;
