@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from ferkit.models import count_macs, count_parameters, create_model, list_models
-from ferkit.models.table import models_table
+from ferkit.models import count_macs, count_parameters, create_model, list_models, model_entry
+from ferkit.models.table import model_rows, models_table
 
 
 @pytest.mark.parametrize("name", list_models())
@@ -40,3 +40,8 @@ def test_models_table_lists_every_model():
     table = models_table()
     for name in list_models():
         assert name in table
+    rows = {r["name"]: r for r in model_rows()}
+    for name in list_models():  # each at its own input: 3-channel models (seed 004's) counted as built
+        entry = model_entry(name)
+        assert rows[name]["input"] == f"{entry.channels}x{entry.input_size}x{entry.input_size}", name
+        assert rows[name]["params"] == count_parameters(create_model(name, in_chans=entry.channels)), name

@@ -11,9 +11,10 @@ def model_rows() -> list[dict]:
     rows = []
     for name in list_models():
         entry = model_entry(name)
-        model = create_model(name)
-        rows.append({"name": name, "params": count_parameters(model), "macs": count_macs(model, entry.input_size),
-                     "input": f"1x{entry.input_size}x{entry.input_size}", "description": entry.description})
+        model = create_model(name, in_chans=entry.channels)  # as trained by default: its own channels and size
+        rows.append({"name": name, "params": count_parameters(model),
+                     "macs": count_macs(model, entry.input_size, entry.channels),
+                     "input": f"{entry.channels}x{entry.input_size}x{entry.input_size}", "description": entry.description})
     return rows
 
 
