@@ -9,116 +9,41 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import threading
-import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+from webtools import CHROMIUM, SHARED_EXAMPLES, chromium_args, running_server, write_fake_camera
 
-CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.exists():
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 expect = sync_api.expect
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-import uvicorn  # noqa: E402
-
-from ferkit.apps.server import create_app  # noqa: E402
 from ferkit.demo import demo_photo  # noqa: E402
 
-SHARED_EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "examples"
 FACES_IN_EXAMPLES = {"oarriaga_test_image.jpg": 6, "sr6033_group.jpg": 3, "fer_justin.jpg": 1, "fer_no-faces.jpg": 0}
 CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
 TIMEOUT_MS = 20_000
-VIDEO_W, VIDEO_H, VIDEO_FPS = 640, 480, 15
 
 
 # --- Fixtures: server, fake camera, browser -----------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url():
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url + "healthz", timeout=2) as r:
-                if json.load(r) == {"status": "ok"}:
-                    break
-        except OSError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            server.should_exit = True
-            pytest.fail("the ferkit server did not start")
-        time.sleep(0.1)
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
-def _fit(bgr: np.ndarray) -> np.ndarray:
-    """``bgr`` shrunk or grown to fit 640x480, centred on grey."""
-    canvas = np.full((VIDEO_H, VIDEO_W, 3), 128, np.uint8)
-    h, w = bgr.shape[:2]
-    s = min(VIDEO_W / w, VIDEO_H / h)
-    nw, nh = int(round(w * s)), int(round(h * s))
-    small = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
-    x, y = (VIDEO_W - nw) // 2, (VIDEO_H - nh) // 2
-    canvas[y:y + nh, x:x + nw] = small
-    return canvas
+    with running_server() as (url, _):
+        yield url
 
 
 @pytest.fixture(scope="module")
 def fake_video(tmp_path_factory) -> Path:
-    """A 3 s 640x480 Y4M for Chromium's fake camera: the woman of ``fer_woman2.mp4`` when
-    ../shared is there, else the bundled astronaut photo, still."""
-    frames: list[np.ndarray] = []
-    clip = SHARED_EXAMPLES / "fer_woman2.mp4"
-    if clip.exists() and not os.environ.get("FERKIT_SCREENSHOTS"):  # docs show only the astronaut
-        cap = cv2.VideoCapture(str(clip))
-        step = max(1, round((cap.get(cv2.CAP_PROP_FPS) or 30) / VIDEO_FPS))
-        i = 0
-        while len(frames) < 3 * VIDEO_FPS:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            if i % step == 0:
-                frames.append(_fit(frame))
-            i += 1
-        cap.release()
-    if not frames:
-        photo = _fit(cv2.imread(str(demo_photo())))
-        frames = [photo] * (3 * VIDEO_FPS)
-    path = tmp_path_factory.mktemp("camera") / "camera.y4m"
-    with path.open("wb") as f:
-        f.write(f"YUV4MPEG2 W{VIDEO_W} H{VIDEO_H} F{VIDEO_FPS}:1 Ip A1:1 C420jpeg\n".encode())
-        for frame in frames:
-            f.write(b"FRAME\n")
-            f.write(cv2.cvtColor(frame, cv2.COLOR_BGR2YUV_I420).tobytes())
-    return path
+    return write_fake_camera(tmp_path_factory.mktemp("camera") / "camera.y4m")
 
 
 @pytest.fixture(scope="module")
 def browser(fake_video):
-    args = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
-            "--use-fake-device-for-media-stream", f"--use-file-for-fake-video-capture={fake_video}"]
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=args)
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=chromium_args(fake_video))
         yield b
         b.close()
 
