@@ -18,6 +18,8 @@ from ..errors import ConfigError
 from .config import TrainConfig
 
 NO_AUGMENT = AugmentConfig.none()
+SEED000_AUGMENT = AugmentConfig(flip=0.5, shift=0.1, rotate=0.0, zoom=0.2, contrast=0.0, erase=0.0)
+"""Seed 000's ImageDataGenerator (horizontal flip, 10% shifts, 20% zoom), used by its three stages."""
 KERAS_ADAM = {"optimizer": "adam", "weight_decay": 0.0, "schedule": "none"}
 """Keras' Adam: no weight decay (seed 000's L2 lives in its model, as ``kernel_regularizer``), a constant rate."""
 
@@ -41,7 +43,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("seed000", "000_67c2778e649086f2.txt", "blog CNN: cnn_model, Adam 1e-4, 30 epochs, early stop 5, "
            "shift/flip/zoom augmentation",
            {"model": "seed000_cnn", **KERAS_ADAM, "lr": 1e-4, "batch_size": 64, "epochs": 30, "patience": 5,
-            "augment": AugmentConfig(flip=0.5, shift=0.1, rotate=0.0, zoom=0.2, contrast=0.0, erase=0.0)},
+            "augment": SEED000_AUGMENT},
            ("model.compile(optimizer = Adam(lr=0.0001), loss='categorical_crossentropy', metrics=['accuracy'])",
             "EarlyStopping(monitor = 'val_accuracy', verbose = 1, restore_best_weights=True,mode=\"max\",patience = 5)",
             "ImageDataGenerator(width_shift_range = 0.1, height_shift_range = 0.1, horizontal_flip = True, "
@@ -53,7 +55,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
            "SGD 0.001, 30 epochs, early stop 5",
            {"model": "seed000_cnn", "optimizer": "sgd", "momentum": 0.0, "weight_decay": 0.0, "schedule": "none",
             "lr": 1e-3, "batch_size": 64, "epochs": 30, "patience": 5,
-            "augment": AugmentConfig(flip=0.5, shift=0.1, rotate=0.0, zoom=0.2, contrast=0.0, erase=0.0)},
+            "augment": SEED000_AUGMENT},
            ("model = cnn_model()",
             "model.compile(optimizer=tf.keras.optimizers.SGD(0.001), loss='categorical_crossentropy', ...)",
             "history = model.fit(train_generator, epochs=30, batch_size=64, ..., callbacks=[checkpointer], ...)"),
@@ -61,7 +63,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in (
     Recipe("seed000-finetune", "000_67c2778e649086f2.txt", "blog CNN's 'Change the Number of Epochs': continue "
            "(--init) with Adam 1e-4, 50 epochs, early stop 10",
            {"model": "seed000_cnn", **KERAS_ADAM, "lr": 1e-4, "batch_size": 64, "epochs": 50, "patience": 10,
-            "augment": AugmentConfig(flip=0.5, shift=0.1, rotate=0.0, zoom=0.2, contrast=0.0, erase=0.0)},
+            "augment": SEED000_AUGMENT},
            ("model.compile(optimizer = Adam(lr=0.0001), loss='categorical_crossentropy', metrics=['accuracy'])",
             "EarlyStopping(monitor = 'val_accuracy', ..., restore_best_weights=True,mode=\"max\",patience = 10)",
             "history = model.fit(train_generator, epochs=50, batch_size=64, ...)"),
