@@ -342,3 +342,21 @@ def test_ferkit_train_runs_on_each_layout(layouts, layout, tmp_path, capsys):
         assert "1 of 70 images had no face found and were left out" in out.out + out.err
     assert run(["evaluate", str(tmp_path / "r"), "--data", str(data), "--split", "test"]) == 0  # split as the run did
     assert "accuracy" in capsys.readouterr().out
+
+
+def test_photos_are_cropped_at_the_models_input_size(kdef, tmp_path):
+    """A 64 px model trains on faces cropped at 64 px from the photos (not 48 px crops blown up), and its
+    checkpoint reads its evaluation data the same way."""
+    from ferkit.core.checkpoint import load_checkpoint
+    from ferkit.training.trainer import Trainer
+
+    cfg = TrainConfig(model="resnet_s", data=str(kdef), input_size=64, epochs=1, batch_size=8, threads=1,
+                      project=str(tmp_path), name="r64")
+    trainer = Trainer(cfg, progress=False)
+    assert trainer.train_split.images.shape[1:] == (64, 64)
+    direct = load_dataset(kdef, size=64, cropper=FaceCropper(size=64))
+    assert np.array_equal(trainer.data.split("test").images, direct.split("test").images)
+    run_dir = trainer.fit().run_dir
+    evaluated = load_checkpoint(run_dir / "best.pt").dataset()
+    assert evaluated.split("test").images.shape[1:] == (64, 64)
+    assert np.array_equal(evaluated.split("test").images, direct.split("test").images)

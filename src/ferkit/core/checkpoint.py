@@ -149,7 +149,8 @@ class Checkpoint:
             if not data or not Path(data).exists():
                 return None
         return load_dataset(data, labels=labels or self.labels, ferplus=ferplus, skip_bad_rows=skip_bad_rows,
-                            progress=progress, cropper=FaceCropper(), **split_settings(self.config))
+                            progress=progress, size=self.input_size, cropper=FaceCropper(self.input_size),
+                            **split_settings(self.config))
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]

@@ -138,11 +138,14 @@ class Trainer:
                               "parameter's gradient from the start)")
         self._own_group = self.dist.enabled and not torch.distributed.is_initialized()
         distributed.init(self.dist, self.device.type)
+        init = load_checkpoint(cfg.init) if cfg.init and resumed_from is None else None
+        self.input_size, self.channels = self._input_shape(resumed_from or init)
         if dataset is None:
             if not self.dist.is_main:
                 distributed.barrier(self.dist)  # rank 0 reads (and caches) the data set first
             dataset = load_dataset(cfg.data, labels=cfg.labels, ferplus=cfg.ferplus, skip_bad_rows=cfg.skip_bad_rows,
-                                   progress=self.progress, cropper=FaceCropper(), **split_settings(cfg.to_dict()))
+                                   progress=self.progress, size=self.input_size, cropper=FaceCropper(self.input_size),
+                                   **split_settings(cfg.to_dict()))  # photos cropped at the model's input size
             if self.dist.is_main:
                 distributed.barrier(self.dist)
             if self.progress:
@@ -156,8 +159,6 @@ class Trainer:
         if cfg.teacher:
             self.train_split = self._distilled(self.train_split)
         torch.manual_seed(cfg.seed)
-        init = load_checkpoint(cfg.init) if cfg.init and resumed_from is None else None
-        self.input_size, self.channels = self._input_shape(resumed_from or init)
         self.model = create_model(cfg.model, num_classes=self.num_classes, in_chans=self.channels)
         if resumed_from is None:
             self._warm_start(init)
