@@ -19,7 +19,7 @@ FAST = dict(model="resnet_s", data="synthetic", epochs=2, batch_size=32, threads
 # The keys the trainer wrote before the Checkpoint type (code as of 2026-12-03 14:15), per file.
 OLD_BEST = {"format", "model", "classes", "input_size", "mean", "std", "config", "state_dict", "epoch", "stage",
             "val_acc"}
-OLD_LAST = OLD_BEST - {"val_acc"} | set(RESUME_KEYS) - {"ema_state_dict"}
+OLD_LAST = OLD_BEST - {"val_acc"} | set(RESUME_KEYS) - {"ema_state_dict", "partial"}  # partial: mid-epoch files only
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_files_are_plain_dicts_with_every_key_older_code_reads(run):
 def test_round_trip_keeps_every_field(run, tmp_path):
     ckpt = load_checkpoint(run / "last.pt")
     assert isinstance(ckpt, Checkpoint) and ckpt.model == "resnet_s" and ckpt.epoch == 2 and ckpt.stage == "done"
-    assert set(ckpt.resume) == set(RESUME_KEYS) - {"ema_state_dict"} and ckpt.config["model"] == "resnet_s"
+    assert set(ckpt.resume) == set(RESUME_KEYS) - {"ema_state_dict", "partial"} and ckpt.config["model"] == "resnet_s"
     ckpt.save(tmp_path / "copy.pt")
     again = Checkpoint.load(tmp_path / "copy.pt")
     assert again.to_dict().keys() == ckpt.to_dict().keys()
@@ -115,8 +115,9 @@ def test_dataset_is_rebuilt_as_the_run_split_it(monkeypatch, toy, tmp_path):
     data.mkdir()
     assert ckpt.dataset() is toy
     path, kw = calls[-1]
-    assert isinstance(kw.pop("cropper"), FaceCropper)  # photos are cropped as the run cropped them
-    assert (path, kw) == (str(data), dict(labels="ferplus", ferplus=None, val_fraction=0.25, seed=3,
+    cropper = kw.pop("cropper")  # photos are cropped as the run cropped them, at its input size
+    assert isinstance(cropper, FaceCropper) and cropper.size == kw["size"] == ckpt.input_size == 48
+    assert (path, kw) == (str(data), dict(labels="ferplus", ferplus=None, val_fraction=0.25, seed=3, size=48,
                                           split_by="subject", skip_bad_rows=False, progress=False))
     ckpt.dataset("other.csv", labels="fer2013", skip_bad_rows=True)
     assert calls[-1][0] == "other.csv" and calls[-1][1]["labels"] == "fer2013" and calls[-1][1]["skip_bad_rows"]
@@ -124,7 +125,7 @@ def test_dataset_is_rebuilt_as_the_run_split_it(monkeypatch, toy, tmp_path):
     bare.dataset("x.csv")
     kw = calls[-1][1]
     kw.pop("cropper")
-    assert kw == dict(labels="fer2013", ferplus=None, skip_bad_rows=False, progress=False)  # load_dataset's defaults
+    assert kw == dict(labels="fer2013", ferplus=None, skip_bad_rows=False, progress=False, size=48)  # load_dataset's defaults
     defaults = inspect.signature(load_dataset).parameters  # ... which are TrainConfig's
     assert (defaults["val_fraction"].default, defaults["seed"].default) == (0.1, 0)
 

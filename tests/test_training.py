@@ -119,6 +119,47 @@ def test_resume_in_process_is_exact(tmp_path, toy, monkeypatch, crash_after, fin
         for r, a_r in zip(metrics_rows(resumed.run_dir), metrics_rows(straight.run_dir))]
 
 
+@pytest.mark.parametrize("crash_at,finetune", [(1, 0), (3, 0), (3, 2)], ids=["epoch-1", "epoch-2", "hard-stage"])
+def test_resume_mid_epoch_is_exact(tmp_path, toy, monkeypatch, crash_at, finetune):
+    """With --save-minutes 0+ last.pt is written after every step; crash right after the n-th mid-epoch write,
+    resume, and finish with the uninterrupted run's weights, weight average and metrics."""
+    cfg = dict(FAST, epochs=2 - (finetune > 0), mixup=0.4, ema=0.9, finetune_hard=finetune, save_minutes=1e-9)
+    straight = train(dataset=toy, project=str(tmp_path), name="straight", progress=False, **cfg)
+    cuts = {"n": 0}
+    real_save_last = Trainer.save_last
+
+    def crash(self, partial=None):
+        real_save_last(self, partial)
+        cuts["n"] += partial is not None
+        if partial is not None and cuts["n"] == crash_at:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(Trainer, "save_last", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset=toy, project=str(tmp_path), name="killed", progress=False, **cfg)
+    monkeypatch.setattr(Trainer, "save_last", real_save_last)
+    cut = load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert cut.resume["partial"]["step"] >= 1 and cut["stage"] == ("main" if finetune == 0 else "hard")
+    resumed = train(resume=tmp_path / "killed", dataset=toy, progress=False)
+    a, b = load_checkpoint(straight.run_dir / "last.pt"), load_checkpoint(resumed.run_dir / "last.pt")
+    assert a["epoch"] == b["epoch"] == cfg["epochs"] + finetune and "partial" not in b.resume
+    for key in ("state_dict", "ema_state_dict"):
+        assert all(torch.equal(a[key][k], b[key][k]) for k in a[key]), key
+    drop = lambda rows: [{k: v for k, v in r.items() if k not in ("images_per_s", "epoch_s")} for r in rows]  # noqa: E731
+    assert drop(metrics_rows(straight.run_dir)) == drop(metrics_rows(resumed.run_dir))
+
+
+def test_save_minutes_writes_last_pt_inside_a_long_epoch_only_when_due(tmp_path, toy, monkeypatch):
+    writes = []
+    monkeypatch.setattr(Trainer, "save_last", lambda self, partial=None: writes.append(partial))
+    train(dataset=toy, project=str(tmp_path), name="hourly", progress=False, **dict(FAST, save_minutes=60))
+    assert writes and all(w is None for w in writes)  # epoch ends only: an hour never passed
+    writes.clear()
+    train(dataset=toy, project=str(tmp_path), name="always", progress=False, **dict(FAST, save_minutes=1e-9))
+    steps = len(toy.split("train")) // FAST["batch_size"]
+    assert [w["step"] for w in writes if w is not None] == list(range(1, steps)) * FAST["epochs"]
+
+
 def _write_csv(path, dataset):
     with open(path, "w") as f:
         f.write("emotion,pixels,Usage\n")

@@ -23,7 +23,7 @@ FORMAT = "ferkit-checkpoint-1"
 REQUIRED = ("model", "classes", "state_dict")
 # What only ``last.pt`` holds, to continue training: stored as top-level keys, kept in ``Checkpoint.resume``.
 RESUME_KEYS = ("ema_state_dict", "optimizer", "scheduler", "generator", "torch_rng", "best_acc", "best_epoch",
-               "bad_epochs", "history")
+               "bad_epochs", "history", "partial")  # partial: an epoch cut short (mid-epoch last.pt)
 
 
 class CheckpointError(FerkitError, ValueError):

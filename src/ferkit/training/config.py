@@ -24,7 +24,7 @@ from ..errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "onecycle", "plateau", "exponential", "none")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
-RESUMABLE = ("epochs", "patience", "finetune_hard", "device", "threads")
+RESUMABLE = ("epochs", "patience", "finetune_hard", "device", "threads", "save_minutes")
 """The settings ``--resume`` may change; every other one is the run's own."""
 MACHINE = ("device", "threads")
 """Settings of the machine, not of the run: ``ferkit train --resume`` takes them from its own flags (defaults: the
@@ -105,6 +105,9 @@ class TrainConfig:
     seed: int = _opt(0, "seed of the initial weights, the batch order and the augmentation")
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda, cuda:1 ...")
     threads: int | None = _opt(None, "CPU threads", default_help="all cores")
+    save_minutes: float = _opt(15.0, "also write last.pt inside an epoch once N minutes have passed since the last "
+                                     "write, so a kill loses at most that much (--resume continues mid-epoch, "
+                                     "exactly); 0 = at epoch ends only", metavar="N")
     limit: int | None = _opt(None, "at most N images per split, for quick experiments", metavar="N",
                              default_help="all")
     skip_bad_rows: bool = _opt(False, "skip and count bad rows/files instead of stopping")

@@ -196,6 +196,8 @@ class Trainer:
         self.stage = "main"
         self.best_acc, self.best_epoch, self.bad_epochs = -1.0, 0, 0
         self.history: list[dict[str, Any]] = []
+        self._partial: dict[str, Any] | None = None  # an epoch cut short by a mid-epoch last.pt, to finish on resume
+        self._last_save = time.monotonic()
         self._tb: Any = None
         if run_dir is None and self.dist.is_main:
             run_dir = next_run_dir(cfg.project, cfg.name, cfg.model)
@@ -287,14 +289,22 @@ class Trainer:
             return
         self._checkpoint(self.eval_model, val_acc=val_acc).save(self.run_dir / "best.pt")
 
-    def save_last(self) -> None:
+    def save_last(self, partial: dict[str, Any] | None = None) -> None:
+        """Write last.pt: everything an exact resume needs; ``partial``: the epoch under way (its batch order, the
+        next step, its sums so far), when written mid-epoch."""
+        self._last_save = time.monotonic()
         if not self.dist.is_main:
             return
         ema = {"ema_state_dict": self._state_dict_cpu(self.ema)} if self.ema is not None else {}
         resume = {**ema, "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
                   "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "best_acc": self.best_acc,
-                  "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "history": self.history}
+                  "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "history": self.history,
+                  **({"partial": partial} if partial is not None else {})}
         self._checkpoint(self.model, resume=resume).save(self.run_dir / "last.pt")
+
+    def _save_due(self) -> bool:
+        minutes = self.cfg.save_minutes
+        return minutes > 0 and time.monotonic() - self._last_save >= 60 * minutes
 
     @classmethod
     def resume(cls, run: str | Path, progress: bool = True, dataset: FERDataset | None = None, **overrides: Any) -> "Trainer":
@@ -319,6 +329,7 @@ class Trainer:
         trainer.epoch, trainer.stage = ckpt.epoch, ckpt.stage
         trainer.best_acc, trainer.best_epoch, trainer.bad_epochs = state["best_acc"], state["best_epoch"], state["bad_epochs"]
         trainer.history = state["history"]
+        trainer._partial = state.get("partial")
         trainer._rewrite_metrics()
         return trainer
 
@@ -375,17 +386,24 @@ class Trainer:
         self.model.train()
         if cfg.freeze_epochs:  # the head alone for the first epochs: the backbone's weights and statistics held
             set_backbone_frozen(self.model, self.stage == "main" and self.epoch < cfg.freeze_epochs)
-        pool = torch.from_numpy(index_pool) if index_pool is not None else None
-        n = len(pool) if pool is not None else len(split)
-        order = torch.randperm(n, generator=self.generator)
-        if pool is not None:
-            order = pool[order]
-        steps = max(1, n // cfg.batch_size)
+        partial, self._partial = self._partial, None
+        if partial is not None:  # resumed mid-epoch: the same batch order, from the next step, with the sums so far
+            # (rank 0's sums under torchrun: the weights resume exactly, the cut epoch's train loss/acc nearly)
+            order, first, before, lr = partial["order"], partial["step"], partial["elapsed"], partial["lr"]
+            loss_sum, correct, seen = partial["sums"]
+        else:
+            pool = torch.from_numpy(index_pool) if index_pool is not None else None
+            order = torch.randperm(len(pool) if pool is not None else len(split), generator=self.generator)
+            if pool is not None:
+                order = pool[order]
+            first, before, lr = 0, 0.0, self.optimizer.param_groups[0]["lr"]  # the rate the epoch starts at
+            loss_sum = correct = seen = 0.0
+        steps = max(1, len(order) // cfg.batch_size)
         images = self.train_images if split is self.train_split else torch.from_numpy(split.images).to(self.device)
-        loss_sum = correct = seen = 0.0
         lo, hi = self.dist.rank * cfg.batch_size // self.dist.world_size, (self.dist.rank + 1) * cfg.batch_size // self.dist.world_size
         start = time.perf_counter()
-        bar = tqdm(range(steps), desc=desc, unit="batch", leave=False, disable=not self.progress, mininterval=1.0)
+        bar = tqdm(range(first, steps), desc=desc, unit="batch", leave=False, disable=not self.progress,
+                   mininterval=1.0, initial=first, total=steps)
         for step in bar:
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x = to_input(images[idx.to(self.device)], self.mean, self.std, self.device)
@@ -412,19 +430,21 @@ class Trainer:
             correct += (logits.argmax(1) == t.argmax(1)).sum().item()
             seen += b
             if step % 10 == 0:
-                elapsed = time.perf_counter() - start
+                elapsed = before + time.perf_counter() - start
                 bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}", img_s=f"{seen / elapsed:.0f}")
-        elapsed = time.perf_counter() - start
+            if step + 1 < steps and self._save_due():
+                self.save_last(partial={"order": order, "step": step + 1, "sums": [loss_sum, correct, seen],
+                                        "elapsed": before + time.perf_counter() - start, "lr": lr})
+        elapsed = before + time.perf_counter() - start
         loss_sum, correct, seen = distributed.all_reduce_sum([loss_sum, correct, seen], self.dist, self.device)
-        return {"train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed,
+        return {"lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed,
                 "epoch_s": elapsed}
 
     def _run_stage_epoch(self, split: Split, pool: np.ndarray | None, total: int) -> tuple[float, float]:
-        lr = self.optimizer.param_groups[0]["lr"]
         stats = self.train_epoch(split, pool, desc=f"{self.stage} epoch {self.epoch + 1}/{total}")
         val_acc, val_loss = self.validate()
         self.epoch += 1
-        row = {"epoch": self.epoch, "stage": self.stage, "lr": lr, **stats, "val_loss": val_loss, "val_acc": val_acc}
+        row = {"epoch": self.epoch, "stage": self.stage, **stats, "val_loss": val_loss, "val_acc": val_acc}
         self._log_epoch({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
         improved = val_acc > self.best_acc
         if improved:
@@ -459,7 +479,8 @@ class Trainer:
         if self.stage == "hard":
             total = self._main_epochs + cfg.finetune_hard
             while self.epoch < total:
-                self._run_stage_epoch(self.train_split, self._hard_pool(), total)
+                pool = None if self._partial is not None else self._hard_pool()  # a cut epoch keeps its own
+                self._run_stage_epoch(self.train_split, pool, total)
                 self.save_last()
         self.stage = "done"
         self.save_last()
