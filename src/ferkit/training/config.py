@@ -135,8 +135,8 @@ class TrainConfig:
                             "slower)")
     input_size: int | None = _opt(None, "side of the square input the model sees: faces are resized to it (e.g. 96 "
                                         "for ImageNet backbones); image files and photos' faces are read at it "
-                                        "(FER2013's CSV stays 48, --crop counts pixels of the face as read)", metavar="PX", default_help="the model's own, "
-                                        "e.g. 48; --init: the checkpoint's")
+                                        "(FER2013's CSV stays 48, --crop counts pixels of the face as read)",
+                                   metavar="PX", default_help="the model's own, e.g. 48; --init: the checkpoint's")
     channels: int | None = _opt(None, "input channels: 1 (grey) or 3 (the grey face repeated, for RGB backbones "
                                       "as published; 1 with --pretrained sums the RGB first layer, the same result "
                                       "at a third of its cost)", default_help="the model's own; --init: the "

@@ -308,7 +308,7 @@ class Trainer:
 
     @classmethod
     def resume(cls, run: str | Path, progress: bool = True, dataset: FERDataset | None = None, **overrides: Any) -> "Trainer":
-        """Continue a run from its ``last.pt`` exactly where its last finished epoch left it."""
+        """Continue a run from its ``last.pt`` exactly where it left off: after its last epoch, or mid-epoch."""
         run = Path(run)
         run_dir = run.parent if run.suffix == ".pt" else run
         ckpt = load_checkpoint(run_dir / "last.pt")
