@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from ferkit.demo import demo_photo
-from ferkit.inference import Recognizer, default_model_path, read_image
+from ferkit.inference import Recognizer, default_model_path, read_image, shipped_models
 from ferkit.inference.detect import BlazeFaceDetector
 
 ASTRONAUT_FACE = (173, 75, 104, 103)  # the BlazeFace box of the bundled photo's face
@@ -124,3 +124,26 @@ def test_shipped_model_finds_the_astronaut_happy():
     assert default_model_path().is_file()
     faces = Recognizer().predict(demo_photo())
     assert len(faces) == 1 and faces[0].emotion == "Happy" and faces[0].score > 0.5
+
+
+@pytest.mark.parametrize("name", sorted(shipped_models()))
+def test_every_shipped_model_loads_by_name_and_sees_the_smile(name):
+    """``--model NAME`` for each model in the package: its file is there, its classes are a label set's,
+    and it gets the astronaut's obvious smile right."""
+    from ferkit.data import FER2013_CLASSES, FERPLUS_CLASSES
+
+    assert shipped_models()[name].is_file()
+    recognizer = Recognizer(model=name)
+    assert recognizer.classifier.path == shipped_models()[name]
+    assert list(recognizer.classes) in (list(FER2013_CLASSES), list(FERPLUS_CLASSES))
+    faces = recognizer.predict(demo_photo())
+    assert len(faces) == 1 and faces[0].emotion == "Happy" and faces[0].score > 0.5
+
+
+def test_an_unknown_model_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="shipped models: default"):
+        Recognizer(model="flagshp")
+    (tmp_path / "default").write_bytes(b"not onnx")  # a file of that name in the current folder wins
+    with pytest.raises(Exception, match="default"):
+        Recognizer(model="default")

@@ -34,6 +34,7 @@ _LAZY = {  # public name -> (module, attribute)
     "train": ("ferkit.training.trainer", "train"),
     "Recognizer": ("ferkit.inference", "Recognizer"),
     "Face": ("ferkit.inference", "Face"),
+    "shipped_models": ("ferkit.core.classifier", "shipped_models"),
     "predict": ("ferkit.apps.predict", "predict_files"),
 }
 

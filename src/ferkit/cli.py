@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from .core.shipped import SHIPPED_MODELS
 from .errors import ConfigError, FerkitError
 
 EPILOG = "Honest protocol: train on Training, select on PublicTest, report PrivateTest once."
@@ -124,8 +125,9 @@ def _add_recognizer_args(p: argparse.ArgumentParser, out_default: str) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    _add_with_alias(p, "--weights", "--model", metavar="ONNX", dest="weights",
-                    help="ONNX model from `ferkit export` (default: the shipped model)")
+    _add_with_alias(p, "--weights", "--model", metavar="NAME|ONNX", dest="weights",
+                    help=f"a model shipped in the package, by name ({', '.join(SHIPPED_MODELS)}; the README's Results "
+                         "compare them), or an ONNX file from `ferkit export` (default: default)")
     p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                    help="face detector: blazeface (default; with eye landmarks for alignment) or haar (OpenCV)")
     p.add_argument("--no-align", action="store_true", help="do not level the eyes before classifying")

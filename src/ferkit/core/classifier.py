@@ -3,20 +3,12 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .runtime import ModelError, cpu_session
-
-DEFAULT_MODEL = "resnet_s_fer2013.onnx"
-
-
-def default_model_path() -> Path:
-    """The model shipped inside the package (trained on FER2013; see the README for its command)."""
-    return Path(str(resources.files("ferkit") / "weights" / DEFAULT_MODEL))
-
+from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, default_model_path, resolve_model, shipped_models  # noqa: F401
 
 def _class_list(path: Path, text: str) -> tuple[str, ...]:
     """The ``classes`` metadata of a ferkit ONNX model: a JSON list of names."""
@@ -38,12 +30,11 @@ def _input_size(path: Path, shape: list) -> int:
 
 class EmotionClassifier:
     """``EmotionClassifier(path).predict_proba(faces)``: faces are uint8 (N, S, S) grey crops, S being
-    the model's ``input_size`` (read from its input shape)."""
+    the model's ``input_size`` (read from its input shape). ``model``: a shipped model's name (see
+    :func:`shipped_models`; default ``"default"``) or an ONNX file from ``ferkit export``."""
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
-        self.path = Path(model) if model else default_model_path()
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such ONNX model")
+        self.path = resolve_model(model or None)
         self.session = cpu_session(self.path, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "classes" not in meta:

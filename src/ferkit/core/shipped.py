@@ -1,0 +1,41 @@
+"""The models shipped inside the package, by name (light: the CLI reads the names without loading ONNX Runtime)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_MODEL = "resnet_s_fer2013.onnx"
+#: Models shipped inside the package, by the name ``--model`` takes: name -> ONNX file in ``ferkit/weights``.
+#: The README's Results give each one's training command and accuracy.
+SHIPPED_MODELS: dict[str, str] = {
+    "default": DEFAULT_MODEL,
+}
+
+
+def _weights_file(name: str) -> Path:
+    return Path(str(resources.files("ferkit") / "weights" / name))
+
+
+def default_model_path() -> Path:
+    """The default model shipped inside the package (trained on FER2013; see the README for its command)."""
+    return _weights_file(DEFAULT_MODEL)
+
+
+def shipped_models() -> dict[str, Path]:
+    """The models shipped inside the package: name -> ONNX file."""
+    return {name: _weights_file(file) for name, file in SHIPPED_MODELS.items()}
+
+
+def resolve_model(model: str | Path | None) -> Path:
+    """The ONNX file for ``model``: a shipped model's name (``None`` is ``"default"``) or a path. A file
+    in the current folder wins over a shipped name only when it exists."""
+    if model is None:
+        return default_model_path()
+    path = Path(model)
+    if isinstance(model, str) and model in SHIPPED_MODELS and not path.exists():
+        return _weights_file(SHIPPED_MODELS[model])
+    if not path.is_file():
+        names = ", ".join(SHIPPED_MODELS)
+        raise FileNotFoundError(f"{path}: no such ONNX model (shipped models: {names}; or an ONNX file from `ferkit export`)")
+    return path
