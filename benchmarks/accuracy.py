@@ -9,7 +9,8 @@ on PrivateTest without TTA, with flip TTA and with ten-crop TTA, and on the dedu
 benchmarks/accuracy.md); the `ferkit train` command of each run is rebuilt from its config.json and
 its wall time is the sum of its epochs' training time (validation excluded). With --ensemble the runs
 (run folders, or checkpoint files such as the shipped model) are scored together (probabilities averaged,
-`ferkit evaluate A B ...`) as one row of the ensemble table.
+`ferkit evaluate A B ...`) as one row of the ensemble table. With --labels ferplus the runs (trained with
+`--labels ferplus` or `ferplus-soft`) are scored on the FER+ majority labels, in their own table.
 """
 
 from __future__ import annotations
@@ -35,6 +36,10 @@ TITLE = ("# FER2013 accuracy (honest protocol)\n\nTrain on Training, choose the 
 ENSEMBLE_TITLE = ("## Ensembles\n\nThe members' class probabilities averaged (`ferkit evaluate A B ...`), each member "
                   "chosen on PublicTest by its own run. Rows written by `.venv/bin/python benchmarks/accuracy.py RUN RUN ... "
                   "--ensemble --data ../shared/data/fer2013.csv.gz`.\n")
+FERPLUS_HEADER = ["model (FER+ labels, 8 classes)", *HEADER[1:]]
+FERPLUS_TITLE = ("## Trained on FER+ labels\n\nModels trained on the FER+ votes (`--labels ferplus-soft` or `ferplus`), "
+                 "scored on the FER+ majority labels of the same FER2013 splits (faces with no majority left out). Rows "
+                 "written by `.venv/bin/python benchmarks/accuracy.py RUN --labels ferplus --data ../shared/data/fer2013.csv.gz`.\n")
 SPLITS = [("pub", "PublicTest", "none", False), ("priv", "PrivateTest", "none", False),
           ("flip", "PrivateTest", "flip", False), ("ten", "PrivateTest", "tencrop", False),
           ("dedup", "PrivateTest", "none", True)]
@@ -104,17 +109,20 @@ def main() -> None:
     ap.add_argument("runs", nargs="+")
     ap.add_argument("--data", required=True)
     ap.add_argument("--ensemble", action="store_true", help="score the runs together as one ensemble row")
+    ap.add_argument("--labels", choices=("fer2013", "ferplus"), default="fer2013",
+                    help="label set to score on (ferplus: FER+ majority labels, rows in their own table)")
     ap.add_argument("--hardware", default="2-core CPU (this machine)")
     ap.add_argument("--out", default="benchmarks/accuracy.md")
     args = ap.parse_args()
-    data = load_dataset(args.data)
+    data = load_dataset(args.data, labels=args.labels)
     out = Path(args.out)
     runs = list(map(Path, args.runs))
     if args.ensemble:
         add_row(out, ENSEMBLE_HEADER, ensemble_row(runs, data, args.data), ENSEMBLE_TITLE)
     else:
+        header, title = (HEADER, TITLE) if args.labels == "fer2013" else (FERPLUS_HEADER, FERPLUS_TITLE)
         for run in runs:
-            add_row(out, HEADER, run_row(run, data, args.hardware), TITLE)
+            add_row(out, header, run_row(run, data, args.hardware), title)
     print(f"wrote {out}")
 
 
