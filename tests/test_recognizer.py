@@ -137,7 +137,7 @@ def test_every_shipped_model_loads_by_name_and_sees_the_smile(name):
     assert recognizer.classifier.path == shipped_models()[name]
     assert list(recognizer.classes) in (list(FER2013_CLASSES), list(FERPLUS_CLASSES))
     faces = recognizer.predict(demo_photo())
-    assert len(faces) == 1 and faces[0].emotion == "Happy" and faces[0].score > 0.5
+    assert len(faces) == 1 and faces[0].emotion in ("Happy", "Happiness") and faces[0].score > 0.5  # FER2013, FER+
 
 
 def test_an_unknown_model_name_lists_the_shipped_ones(tmp_path, monkeypatch):
@@ -147,3 +147,19 @@ def test_an_unknown_model_name_lists_the_shipped_ones(tmp_path, monkeypatch):
     (tmp_path / "default").write_bytes(b"not onnx")  # a file of that name in the current folder wins
     with pytest.raises(Exception, match="default"):
         Recognizer(model="default")
+
+
+def test_fer_plus_names_are_drawn_in_the_colours_of_their_fer2013_names():
+    """A FER+ model says Happiness where FER2013's says Happy: the box is the same colour."""
+    from ferkit.inference.draw import COLOURS, annotate
+    from ferkit.inference.faces import Face
+
+    canvas = np.zeros((200, 200, 3), np.uint8)
+    box = (40, 60, 100, 100)  # its bottom edge: row 160, columns 40-140
+    for fer2013, ferplus in (("Happy", "Happiness"), ("Sad", "Sadness"), ("Angry", "Anger")):
+        drawn = annotate(canvas, [Face(box, {ferplus: 1.0}, ferplus, 1.0)])
+        assert (drawn[160, 50:130] == COLOURS[fer2013]).all(), ferplus
+    drawn = annotate(canvas, [Face(box, {"Contempt": 1.0}, "Contempt", 1.0)])
+    assert (drawn[160, 50:130] == COLOURS["Contempt"]).all()
+    assert COLOURS["Contempt"] not in [COLOURS[c] for c in ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise",
+                                                             "Neutral")]

@@ -10,7 +10,9 @@ import numpy as np
 from .recognizer import Face
 
 COLOURS = {"Angry": (220, 40, 40), "Disgust": (120, 160, 40), "Fear": (150, 60, 200), "Happy": (250, 200, 0),
-           "Sad": (40, 110, 230), "Surprise": (250, 120, 20), "Neutral": (170, 170, 170)}  # RGB
+           "Sad": (40, 110, 230), "Surprise": (250, 120, 20), "Neutral": (170, 170, 170),
+           "Contempt": (30, 165, 160)}  # RGB
+COLOURS |= {"Anger": COLOURS["Angry"], "Happiness": COLOURS["Happy"], "Sadness": COLOURS["Sad"]}  # FER+ names
 
 
 def annotate(rgb: np.ndarray, faces: Sequence[Face]) -> np.ndarray:

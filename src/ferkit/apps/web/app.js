@@ -19,9 +19,10 @@
   const DEFAULT_CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"];
   const COLORS = {
     Angry: "#dc2828", Disgust: "#78a028", Fear: "#963cc8", Happy: "#fac800",
-    Sad: "#3278dc", Surprise: "#fa8c1e", Neutral: "#a0a0a0",
+    Sad: "#3278dc", Surprise: "#fa8c1e", Neutral: "#a0a0a0", Contempt: "#1ea5a0",
   };
-  const EXTRA_COLORS = ["#1ea5a0", "#c83c8c", "#6e6edc", "#8c6e46", "#3ca050"];
+  Object.assign(COLORS, { Anger: COLORS.Angry, Happiness: COLORS.Happy, Sadness: COLORS.Sad });  // FER+ names
+  const EXTRA_COLORS = ["#c83c8c", "#6e6edc", "#8c6e46", "#3ca050"];
   const HIGH_SCORE_KEY = "ferkit.bestActor.highScore";
   const BESTS_KEY = "ferkit.bestActor.bestPerEmotion";
   const DIFFICULTY_KEY = "ferkit.bestActor.difficulty";
@@ -33,8 +34,9 @@
     normal: { holdMs: 1500, threshold: 0.5, actMs: 4500 },
     hard: { holdMs: 2500, threshold: 0.65, actMs: 5500 },
   };
-  /** Emotions the game never asks for: FER2013 has few Disgust faces and the model seldom sees it. */
-  const NOT_IN_GAME = ["Disgust"];
+  /** Emotions the game never asks for: FER2013 has few Disgust faces and the model seldom sees it;
+   * FER+ models (``--weights ferplus``) also have Contempt, rarer still. */
+  const NOT_IN_GAME = ["Disgust", "Contempt"];
   const FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans", "Liberation Sans", sans-serif';
   const MAX_PHOTO_SIDE = 1600;   // the photo canvas's longest side in canvas pixels, at most
   const MIN_PHOTO_SIDE = 1000;   // and at least
@@ -770,7 +772,7 @@
     };
   }
 
-  /** The emotions a round may ask for: the model's classes but Disgust. */
+  /** The emotions a round may ask for: the model's classes but those in NOT_IN_GAME. */
   function gameEmotions() {
     const names = classes.filter((c) => !NOT_IN_GAME.includes(c));
     return names.length ? names : classes.slice();
