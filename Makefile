@@ -17,7 +17,7 @@ demo: venv
 	$(BIN)/ferkit demo
 
 test: venv
-	FERKIT_TEST_ARTIFACTS=runs/test-artifacts $(BIN)/python -m pytest -q
+	FERKIT_TEST_ARTIFACTS=runs/test-artifacts $(BIN)/python -m pytest -q --durations=15
 
 test-slow: venv
 	$(BIN)/python -m pytest -q -m slow
