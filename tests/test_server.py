@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 from ferkit.apps.server import Limits, create_app  # noqa: E402
 from ferkit.cli import run  # noqa: E402
 from ferkit.demo import demo_photo  # noqa: E402
-from ferkit.inference import Recognizer  # noqa: E402
+from ferkit.inference import Recognizer, shipped_models  # noqa: E402
 
 ASTRONAUT_FACE = [173, 75, 104, 103]  # as in test_inference
 CLASSES = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]
@@ -50,6 +50,18 @@ def test_health_and_models(client):
     assert model["classes"] == CLASSES and model["detector"] == "blazeface" and model["precision"] == "fp32"
     assert model["input"] == "48x48 grey face"  # the model's own input size
     assert model["limits"]["max_image_bytes"] == Limits().max_image_bytes
+
+
+@pytest.mark.parametrize("name", sorted(shipped_models()))
+def test_every_shipped_model_serves_by_name(name, photo):
+    """``ferkit serve --weights NAME``: the API and the page's on-device settings carry that model's own
+    classes (8 for a FER+ model), and the astronaut's smile comes back as its Happy class."""
+    with TestClient(create_app(model=name), raise_server_exceptions=False) as c:
+        classes = list(Recognizer(model=name).classes)
+        assert c.get("/v1/models").json()["models"][0]["classes"] == classes
+        assert c.get("/ondevice.json").json()["classifier"]["classes"] == classes
+        (face,) = _post(c, photo).json()["faces"]
+        assert list(face["probs"]) == classes and face["emotion"] in ("Happy", "Happiness")
 
 
 def test_predict_one_photo(client, photo):
