@@ -10,6 +10,7 @@ DEFAULT_MODEL = "resnet_s_fer2013.onnx"
 #: The README's Results give each one's training command and accuracy.
 SHIPPED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL,
+    "ferplus": "resnet_s_ferplus.onnx",
 }
 
 
