@@ -1,0 +1,48 @@
+"""The accuracy campaign's PublicTest curves (issue 14), one line per attempt, as a PNG.
+
+    .venv/bin/python benchmarks/campaign_curve.py [--out benchmarks/campaign/curve.png]
+
+Reads every ``benchmarks/campaign/*.csv`` (columns ``epoch`` and ``val_acc``: a run's metrics.csv, copied
+into the repository at the end of each working stretch, since runs/ is lost when the machine is replaced).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+HERE = Path(__file__).resolve().parent / "campaign"
+
+
+def read_curve(path: Path) -> tuple[list[int], list[float]]:
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if r.get("stage", "main") == "main"]
+    return [int(r["epoch"]) for r in rows], [100 * float(r["val_acc"]) for r in rows]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=HERE / "curve.png")
+    args = ap.parse_args()
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for path in sorted(HERE.glob("*.csv")):
+        epochs, acc = read_curve(path)
+        ax.plot(epochs, acc, "o-", ms=3, label=f"{path.stem} (best {max(acc):.2f}% at epoch {epochs[acc.index(max(acc))]})")
+    ax.set_xlabel("epoch (of 120)")
+    ax.set_ylabel("PublicTest accuracy, EMA weights (%)")
+    ax.set_title("resnet_m campaign: PublicTest (selection split) per epoch")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=100)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
