@@ -9,20 +9,16 @@ into the repository at the end of each working stretch, since runs/ is lost when
 from __future__ import annotations
 
 import argparse
-import csv
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from ferkit.evaluation.plots import read_metrics_csv
+from ferkit.figures import plt, save_figure
 
 HERE = Path(__file__).resolve().parent / "campaign"
 
 
 def read_curve(path: Path) -> tuple[list[int], list[float]]:
-    with path.open() as f:
-        rows = [r for r in csv.DictReader(f) if r.get("stage", "main") == "main"]
+    rows = [r for r in read_metrics_csv(path) if r.get("stage", "main") == "main"]
     return [int(r["epoch"]) for r in rows], [100 * float(r["val_acc"]) for r in rows]
 
 
@@ -39,9 +35,7 @@ def main() -> None:
     ax.set_title("resnet_m campaign: PublicTest (selection split) per epoch")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(args.out, dpi=100)
-    print(f"wrote {args.out}")
+    print(f"wrote {save_figure(fig, args.out, dpi=100)}")
 
 
 if __name__ == "__main__":

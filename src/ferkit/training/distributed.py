@@ -42,7 +42,9 @@ def init(info: DistInfo, device_type: str) -> None:
 
 
 def shutdown() -> None:
+    """Leave the process group, once every process has got here (none leaves while another still talks)."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 

@@ -487,7 +487,6 @@ class Trainer:
         if self._tb is not None:
             self._tb.close()
         if self._own_group:
-            distributed.barrier(self.dist)  # no rank leaves the group while another still writes or talks
             distributed.shutdown()
         return TrainResult(self.run_dir, self.best_epoch, self.best_acc, self.epoch, stopped)
 
