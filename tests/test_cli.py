@@ -24,6 +24,10 @@ def test_models_lists_params_and_macs(capsys):
     assert run(["models"]) == 0
     out = capsys.readouterr().out
     assert "resnet_s" in out and "MACs" in out
+    from ferkit.core.shipped import SHIPPED_MODELS
+
+    shipped = out.splitlines()[-1]
+    assert shipped.startswith("shipped, trained models") and all(f"{n} = {f}" in shipped for n, f in SHIPPED_MODELS.items())
 
 
 def test_bad_data_is_a_clear_error(tmp_path):

@@ -191,3 +191,30 @@ def test_default_ensemble_folder_names_its_members(tmp_path):
     long_out = _default_out(many, "test", "none", False)
     assert long_out.parent.name.startswith("ensemble-5-") and len(long_out.parent.name) == len("ensemble-5-") + 8
     assert long_out != _default_out(many[:4] + [tmp_path / "other.pt"], "test", "none", False)
+
+
+@pytest.mark.parametrize("tta", ["none", "tencrop"])
+def test_an_exported_model_scores_as_its_checkpoint(checkpoint, onnx_fp32, toy, tmp_path, tta):
+    """`ferkit evaluate model.onnx`: ONNX Runtime's probabilities, with the same TTA views, match PyTorch's."""
+    pt = evaluate(checkpoint, data=toy, split="test", tta=tta, progress=False, out=tmp_path / "pt")
+    onnx = evaluate(onnx_fp32.path, data=toy, split="test", tta=tta, progress=False, out=tmp_path / "onnx")
+    assert np.allclose(onnx.probs, pt.probs, atol=1e-4)
+    assert onnx.metrics["model"] == "resnet_s" and onnx.metrics["epoch"] is None
+    assert np.array_equal(onnx.labels, pt.labels)
+
+
+def test_exported_and_shipped_models_get_their_own_report_folders(tmp_path):
+    from ferkit.evaluation.evaluate import _default_out
+
+    run = tmp_path / "runs" / "a"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text("{}")
+    assert _default_out([run / "best.pt"], "PrivateTest", "none", False) == run / "eval-PrivateTest"
+    assert _default_out([run / "best.int8.onnx"], "PrivateTest", "flip", False) == run / "eval-best.int8.onnx-PrivateTest-flip"
+    assert _default_out([Path("default")], "PrivateTest", "none", False) == Path("runs/eval-default/eval-default-PrivateTest")
+
+
+def test_a_shipped_model_is_evaluated_by_name(toy, tmp_path):
+    res = evaluate("default", data=toy, split="test", progress=False, out=tmp_path)
+    assert res.metrics["model"] == "resnet_s" and res.probs.shape == (len(toy.split("test")), 7)
+    assert not (tmp_path / "curves.png").exists()

@@ -254,6 +254,17 @@ def test_distillation_targets_mix_the_labels_with_the_teachers(tmp_path, toy):
     assert all(np.isfinite(float(row["train_loss"])) for row in metrics_rows(result.run_dir))
 
 
+def test_an_exported_teacher_gives_its_checkpoints_targets(tmp_path, toy):
+    """`--teacher model.onnx` (or a shipped model's name): ONNX Runtime's probabilities, as the checkpoint's."""
+    from ferkit.export import export
+
+    teacher = train(dataset=toy, project=str(tmp_path), progress=False, **{**FAST, "epochs": 1}).run_dir / "best.pt"
+    onnx = export(teacher, data=toy).path
+    students = [Trainer(TrainConfig(**FAST, project=str(tmp_path), teacher=[str(t)], distill=0.5), dataset=toy,
+                        progress=False) for t in (teacher, onnx)]
+    assert np.allclose(students[0].train_split.soft, students[1].train_split.soft, atol=1e-4)
+
+
 def test_distillation_refuses_a_teacher_of_other_classes(tmp_path, toy):
     other = replace(toy, classes=tuple("abcdefg"))
     teacher = train(dataset=other, project=str(tmp_path), progress=False, **{**FAST, "epochs": 1}).run_dir / "best.pt"

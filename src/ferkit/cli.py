@@ -95,7 +95,9 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
                  description="Accuracy, macro-F1, classification report, confusion matrices, calibration, "
                              "training curves and sample grids, as JSON, PNG and one self-contained HTML file. "
                              "Several checkpoints are scored as an ensemble: their probabilities are averaged.")
-    p.add_argument("checkpoint", nargs="+", help="best.pt / last.pt, or a run folder (uses its best.pt); several: an ensemble")
+    p.add_argument("checkpoint", nargs="+", metavar="model",
+                   help="best.pt / last.pt, a run folder (uses its best.pt), an exported .onnx file or a shipped "
+                        "model's name (`ferkit models`); several: an ensemble")
     _add_data_args(p, labels_default=None)
     p.add_argument("--split", default="test", help="split name or role: PrivateTest/test (default), PublicTest/val, Training/train")
     p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
@@ -401,6 +403,11 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(rows, indent=2) if rows else summary_table(args.summary, args.input_size, args.channels))
         else:
             print(models_table(as_json=args.json))
+            if not args.json:
+                from .core.shipped import SHIPPED_MODELS
+
+                print("shipped, trained models (by name: predict --weights, evaluate, train --teacher): "
+                      + ", ".join(f"{n} = {f}" for n, f in SHIPPED_MODELS.items()))
     elif args.command == "recipes":
         from .training.recipes import recipes_table
 

@@ -4,16 +4,21 @@ with optional test-time augmentation."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, model_from_checkpoint
 
 from ..data.augment import TTA_MODES
 from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    from .classifier import EmotionClassifier
 
 
 def to_input(images: np.ndarray | torch.Tensor, mean: float, std: float, device: str | torch.device = "cpu") -> torch.Tensor:
@@ -86,10 +91,57 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float,
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def ensemble_proba(members: Sequence[tuple[nn.Module, Checkpoint]], images: np.ndarray, tta: str = "none",
-                   device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
+def onnx_proba(classifier: EmotionClassifier, images: np.ndarray, tta: str = "none", batch_size: int = 512,
+               progress: bool = False) -> np.ndarray:
+    """Probabilities (N, C) of an exported model on ONNX Runtime (it normalises the 0..255 pixels itself),
+    averaged over the same TTA views as :func:`predict_proba` (flips and bilinear crops commute with its
+    normalisation), the faces fitted to its input size first."""
+    out = []
+    starts = range(0, len(images), batch_size)
+    if progress:
+        from tqdm import tqdm
+
+        starts = tqdm(starts, desc=f"predict ONNX (tta={tta})", unit=" batch", leave=False)
+    for i in starts:
+        x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).float().unsqueeze(1)
+        x = fit_input(x, classifier.input_size)
+        out.append(np.mean([classifier.predict_proba(np.ascontiguousarray(v.squeeze(1).numpy()), batch_size)
+                            for v in tta_views(x, tta)], axis=0))
+    return np.concatenate(out) if out else np.zeros((0, len(classifier.classes)), np.float32)
+
+
+def is_onnx_member(member: str | Path) -> bool:
+    """Whether ``member`` names an ONNX model (a .onnx file, or a shipped model's name with no such file here)
+    rather than a checkpoint."""
+    from .shipped import SHIPPED_MODELS
+
+    path = Path(member)
+    return path.suffix.lower() == ".onnx" or (str(member) in SHIPPED_MODELS and not path.exists())
+
+
+def load_member(member: str | Path) -> tuple[nn.Module | EmotionClassifier, Checkpoint]:
+    """A model to score faces with, and its checkpoint: a checkpoint file or run folder (its network, in eval
+    mode), or an exported ONNX model or shipped model's name (an ONNX Runtime classifier, its checkpoint
+    rebuilt from the file's metadata, without weights)."""
+    if not is_onnx_member(member):
+        return model_from_checkpoint(member)
+    import json
+
+    from .classifier import EmotionClassifier
+
+    clf = EmotionClassifier(str(member))
+    meta = clf.metadata
+    config = json.loads(meta.get("train_config") or "{}")
+    val_acc = float(meta["val_acc"]) if meta.get("val_acc") else None
+    return clf, Checkpoint(model=meta.get("model", clf.path.stem), classes=list(clf.classes), state_dict={},
+                           input_size=clf.input_size, config=config, val_acc=val_acc)
+
+
+def ensemble_proba(members: Sequence[tuple[nn.Module | EmotionClassifier, Checkpoint]], images: np.ndarray,
+                   tta: str = "none", device: str | torch.device = "cpu", progress: bool = False) -> np.ndarray:
     """The mean of the members' probabilities; each member is (model, its checkpoint), whose mean/std, input size
-    and channels it is fed with."""
+    and channels it is fed with, or (ONNX classifier, its checkpoint), run on the CPU (:func:`onnx_proba`)."""
     return np.mean([predict_proba(model, images, ckpt.mean, ckpt.std, tta=tta, device=device, progress=progress,
                                   input_size=ckpt.input_size, channels=ckpt.channels)
+                    if isinstance(model, nn.Module) else onnx_proba(model, images, tta=tta, progress=progress)
                     for model, ckpt in members], axis=0)

@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 
 from ..data.dataset import FERDataset
 from ..data.labels import label_map
 from ..data.duplicates import deduplicated
-from ..core.checkpoint import load_checkpoint, model_from_checkpoint
 from ..core.device import setup_device
-from ..core.predict import ensemble_proba
+from ..core.predict import ensemble_proba, is_onnx_member, load_member
 from ..errors import ConfigError
 from . import plots
 from .metrics import classification_metrics
@@ -41,8 +41,10 @@ def _member_name(checkpoint: Path) -> str:
 
 
 def _default_out(checkpoints: list[Path], split: str, tta: str, dedup: bool, label_set: str | None = None) -> Path:
-    """``eval-<split>[-<label set>][-<tta>][-dedup]``; the label set is named when it is not the model's own."""
-    name = ("eval-" + split + (f"-{label_set}" if label_set else "") + (f"-{tta}" if tta != "none" else "")
+    """``eval-[<ONNX file>-]<split>[-<label set>][-<tta>][-dedup]``; the label set is named when it is not the
+    model's own, an ONNX file so that it does not share its run folder's reports with the checkpoint."""
+    onnx = len(checkpoints) == 1 and is_onnx_member(checkpoints[0])
+    name = ("eval-" + (f"{checkpoints[0].name}-" if onnx else "") + split + (f"-{label_set}" if label_set else "") + (f"-{tta}" if tta != "none" else "")
             + ("-dedup" if dedup else ""))
     if len(checkpoints) > 1:
         members = "+".join(_member_name(c) for c in checkpoints)
@@ -72,14 +74,15 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
     paths = [Path(checkpoint)] if isinstance(checkpoint, (str, Path)) else [Path(c) for c in checkpoint]
     if not paths:
         raise ConfigError("no checkpoint given")
-    ckpts = [load_checkpoint(p) for p in paths]
+    dev = setup_device(device)
+    members = [load_member(p) for p in paths]
+    models = [m.to(dev) if isinstance(m, nn.Module) else m for m, _ in members]
+    ckpts = [c for _, c in members]
     ckpt = ckpts[0]
     for p, other in zip(paths[1:], ckpts[1:]):
         if other.classes != ckpt.classes:
             raise ConfigError(f"{p}: classes {other.classes} differ from {paths[0]}'s {ckpt.classes}; "
                              "an ensemble needs models of one label set")
-    dev = setup_device(device)
-    models = [model_from_checkpoint(c)[0].to(dev) for c in ckpts]
     other_labels = labels if labels and labels != ckpt.labels else None
     dataset = ckpt.dataset(data, labels=labels, ferplus=ferplus, skip_bad_rows=skip_bad_rows, progress=progress)
     classes = ckpt.classes
@@ -111,7 +114,8 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out_dir / "classification_report.txt").write_text(metrics["classification_report"])
     np.savez_compressed(out_dir / "predictions.npz", probs=probs, labels=labels, ids=s.ids)
-    figures = _figures(metrics, probs, s.images, labels, classes, None if ensemble else paths[0], out_dir)
+    run = None if ensemble or not paths[0].exists() else paths[0]  # a shipped model's name has no run
+    figures = _figures(metrics, probs, s.images, labels, classes, run, out_dir)
     report = write_html_report(metrics, figures, out_dir / "report.html")
     return EvaluationResult(metrics, probs, labels, out_dir, report)
 

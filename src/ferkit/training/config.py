@@ -82,8 +82,9 @@ class TrainConfig:
     ema: float = _opt(0.0, "moving average of the weights, updated every step with this decay (e.g. 0.999), "
                            "warmed up as min(decay, (1+n)/(10+n)) after n steps; validation and best.pt use the "
                            "average; 0 = off", metavar="DECAY")
-    teacher: list[str] = _opt(help="knowledge distillation: train towards these checkpoints' averaged probabilities "
-                                   "on Training", metavar="CKPT", factory=list)
+    teacher: list[str] = _opt(help="knowledge distillation: train towards these models' averaged probabilities on "
+                                   "Training: checkpoints, exported ONNX files or shipped models' names",
+                              metavar="MODEL", factory=list)
     distill: float = _opt(0.5, "with --teacher: weight of the teachers' probabilities in the targets, the rest the "
                                "labels", metavar="W")
     teacher_tta: str = _opt("flip", "with --teacher: test-time augmentation of the teachers' predictions",

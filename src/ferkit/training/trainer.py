@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from ..data.augment import augment_batch, mixup
 from ..data.dataset import FERDataset, Split, load_dataset, split_settings
-from ..core.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from ..core.checkpoint import Checkpoint, load_checkpoint
 from ..core.detect import FaceCropper
 from ..core.device import resolve_device, setup_device
-from ..core.predict import ensemble_proba, fit_input, predict_proba, to_input
+from ..core.predict import ensemble_proba, fit_input, load_member, predict_proba, to_input
 from ..errors import ConfigError, DivergedError, optional_import
 from ..models.keras_layers import kernel_l2_penalty, kernel_l2_terms
 from ..models.registry import count_parameters, create_model, model_entry
@@ -209,7 +209,8 @@ class Trainer:
     def _distilled(self, split: Split) -> Split:
         """``split`` with soft targets: (1 - distill) x its labels + distill x the teachers' mean probabilities."""
         cfg = self.cfg
-        teachers = [(model.to(self.device), ckpt) for model, ckpt in map(model_from_checkpoint, cfg.teacher)]
+        teachers = [(model.to(self.device) if isinstance(model, nn.Module) else model, ckpt)
+                    for model, ckpt in map(load_member, cfg.teacher)]
         for path, (_, ckpt) in zip(cfg.teacher, teachers):
             if ckpt.classes != list(self.data.classes):
                 raise ConfigError(f"teacher {path}: classes {ckpt.classes} are not the data's {list(self.data.classes)}")
