@@ -404,8 +404,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         else:
             print(models_table(as_json=args.json))
             if not args.json:
-                from .core.shipped import SHIPPED_MODELS
-
                 print("shipped, trained models (by name: predict --weights, evaluate, train --teacher): "
                       + ", ".join(f"{n} = {f}" for n, f in SHIPPED_MODELS.items()))
     elif args.command == "recipes":

@@ -11,6 +11,7 @@ DEFAULT_MODEL = "resnet_s_fer2013.onnx"
 SHIPPED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL,
     "ferplus": "resnet_s_ferplus.onnx",
+    "flagship": "resnet_m_fer2013.int8.onnx",
 }
 
 
