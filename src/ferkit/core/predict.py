@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checkpoint import Checkpoint, model_from_checkpoint
+from .shipped import is_shipped_name
 
 from ..data.augment import TTA_MODES
 from ..errors import ConfigError
@@ -113,18 +114,16 @@ def onnx_proba(classifier: EmotionClassifier, images: np.ndarray, tta: str = "no
 def is_onnx_member(member: str | Path) -> bool:
     """Whether ``member`` names an ONNX model (a .onnx file, or a shipped model's name with no such file here)
     rather than a checkpoint."""
-    from .shipped import SHIPPED_MODELS
-
-    path = Path(member)
-    return path.suffix.lower() == ".onnx" or (str(member) in SHIPPED_MODELS and not path.exists())
+    return Path(member).suffix.lower() == ".onnx" or is_shipped_name(member)
 
 
-def load_member(member: str | Path) -> tuple[nn.Module | EmotionClassifier, Checkpoint]:
+def load_member(member: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module | EmotionClassifier, Checkpoint]:
     """A model to score faces with, and its checkpoint: a checkpoint file or run folder (its network, in eval
-    mode), or an exported ONNX model or shipped model's name (an ONNX Runtime classifier, its checkpoint
-    rebuilt from the file's metadata, without weights)."""
+    mode, on ``device``), or an exported ONNX model or shipped model's name (an ONNX Runtime classifier on the
+    CPU, its checkpoint rebuilt from the file's metadata, without weights)."""
     if not is_onnx_member(member):
-        return model_from_checkpoint(member)
+        model, ckpt = model_from_checkpoint(member)
+        return model.to(device), ckpt
     import json
 
     from .classifier import EmotionClassifier

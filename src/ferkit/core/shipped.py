@@ -29,13 +29,18 @@ def shipped_models() -> dict[str, Path]:
     return {name: _weights_file(file) for name, file in SHIPPED_MODELS.items()}
 
 
+def is_shipped_name(model: str | Path) -> bool:
+    """Whether ``model`` is a shipped model's name with no file of that name in the current folder."""
+    return str(model) in SHIPPED_MODELS and not Path(model).exists()
+
+
 def resolve_model(model: str | Path | None) -> Path:
     """The ONNX file for ``model``: a shipped model's name (``None`` is ``"default"``) or a path. A file
     in the current folder wins over a shipped name only when it exists."""
     if model is None:
         return default_model_path()
     path = Path(model)
-    if isinstance(model, str) and model in SHIPPED_MODELS and not path.exists():
+    if isinstance(model, str) and is_shipped_name(model):
         return _weights_file(SHIPPED_MODELS[model])
     if not path.is_file():
         names = ", ".join(SHIPPED_MODELS)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 
 from ..data.dataset import FERDataset
 from ..data.labels import label_map
@@ -44,8 +43,8 @@ def _default_out(checkpoints: list[Path], split: str, tta: str, dedup: bool, lab
     """``eval-[<ONNX file>-]<split>[-<label set>][-<tta>][-dedup]``; the label set is named when it is not the
     model's own, an ONNX file so that it does not share its run folder's reports with the checkpoint."""
     onnx = len(checkpoints) == 1 and is_onnx_member(checkpoints[0])
-    name = ("eval-" + (f"{checkpoints[0].name}-" if onnx else "") + split + (f"-{label_set}" if label_set else "") + (f"-{tta}" if tta != "none" else "")
-            + ("-dedup" if dedup else ""))
+    name = ("eval-" + (f"{checkpoints[0].name}-" if onnx else "") + split + (f"-{label_set}" if label_set else "")
+            + (f"-{tta}" if tta != "none" else "") + ("-dedup" if dedup else ""))
     if len(checkpoints) > 1:
         members = "+".join(_member_name(c) for c in checkpoints)
         if len(members) > 100:  # keep the folder name short; the hash tells the member lists apart
@@ -75,9 +74,8 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
     if not paths:
         raise ConfigError("no checkpoint given")
     dev = setup_device(device)
-    members = [load_member(p) for p in paths]
-    models = [m.to(dev) if isinstance(m, nn.Module) else m for m, _ in members]
-    ckpts = [c for _, c in members]
+    members = [load_member(p, dev) for p in paths]
+    models, ckpts = [m for m, _ in members], [c for _, c in members]
     ckpt = ckpts[0]
     for p, other in zip(paths[1:], ckpts[1:]):
         if other.classes != ckpt.classes:

@@ -209,8 +209,7 @@ class Trainer:
     def _distilled(self, split: Split) -> Split:
         """``split`` with soft targets: (1 - distill) x its labels + distill x the teachers' mean probabilities."""
         cfg = self.cfg
-        teachers = [(model.to(self.device) if isinstance(model, nn.Module) else model, ckpt)
-                    for model, ckpt in map(load_member, cfg.teacher)]
+        teachers = [load_member(t, self.device) for t in cfg.teacher]
         for path, (_, ckpt) in zip(cfg.teacher, teachers):
             if ckpt.classes != list(self.data.classes):
                 raise ConfigError(f"teacher {path}: classes {ckpt.classes} are not the data's {list(self.data.classes)}")
