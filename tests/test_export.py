@@ -31,6 +31,17 @@ def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
     assert res.path.exists() and EmotionClassifier(res.path).metadata["precision"] == "int8"
     assert res.path.stat().st_size < 0.4 * onnx_fp32.path.stat().st_size  # int8 weights
     assert res.max_abs_diff < 0.5 and abs(res.val_acc_export - res.val_acc_torch) < 0.2
+    probs = EmotionClassifier(res.path).predict_proba(toy.split("val").images[:32])  # softmax left in float:
+    assert np.allclose(probs.sum(1), 1, atol=1e-5) and len(np.unique(probs)) > 32 * 7 // 2  # not 1/255 steps
+
+
+@pytest.mark.parametrize("name", ["flagship"])
+def test_shipped_int8_models_give_probabilities_that_sum_to_one(name):
+    from ferkit.core.shipped import resolve_model
+
+    faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
+    clf = EmotionClassifier(resolve_model(name))
+    assert clf.metadata["precision"] == "int8" and np.allclose(clf.predict_proba(faces).sum(1), 1, atol=1e-5)
 
 
 def test_int8_without_data_is_a_clear_error(checkpoint, tmp_path):
