@@ -207,12 +207,17 @@ def _answer_until_closed(s: socket.socket, seconds: float, trickle: bool = False
     s.settimeout(0.3)
     answer, start = b"", time.perf_counter()
     while time.perf_counter() - start < seconds:
-        with contextlib.suppress(TimeoutError, ConnectionResetError, BrokenPipeError):
+        try:
             if trickle:
                 s.sendall(b"x")
-            if not (data := s.recv(4096)):
-                return answer
-            answer += data
+            data = s.recv(4096)
+        except TimeoutError:
+            continue
+        except (ConnectionResetError, BrokenPipeError):  # closed while we were still sending: a reset, not EOF
+            return answer
+        if not data:
+            return answer
+        answer += data
     raise AssertionError(f"the connection is still open after {seconds} s; received {answer!r}")
 
 
