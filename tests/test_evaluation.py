@@ -126,15 +126,13 @@ def test_reports_on_another_label_set_get_their_own_folder(trained):
 
 
 def test_shipped_model_on_ferplus_privatetest(fer2013_path, tmp_path):
-    """FER+ majority labels (Microsoft's re-labelling of FER2013) for the shipped FER2013 model."""
+    """FER+ majority labels (Microsoft's re-labelling of FER2013) for the shipped default FER2013 model."""
     if not (fer2013_path.parent / "fer2013new.csv").exists():
         pytest.skip("fer2013new.csv (FER+ votes) is absent")
     from ferkit.data import load_dataset
-    from ferkit.inference.classifier import default_model_path
 
     ferplus = load_dataset(fer2013_path, labels="ferplus", progress=False)
-    res = evaluate(default_model_path().with_suffix(".pt"), data=ferplus, split="PrivateTest", progress=False,
-                   out=tmp_path)
+    res = evaluate("default", data=ferplus, split="PrivateTest", progress=False, out=tmp_path)
     mapping = res.metrics["label_mapping"]
     assert mapping["dropped_classes"] == ["Contempt"] and mapping["dropped_rows"] > 0
     assert res.metrics["num_images"] + mapping["dropped_rows"] == len(ferplus.split("PrivateTest"))
@@ -216,5 +214,5 @@ def test_exported_and_shipped_models_get_their_own_report_folders(tmp_path):
 
 def test_a_shipped_model_is_evaluated_by_name(toy, tmp_path):
     res = evaluate("default", data=toy, split="test", progress=False, out=tmp_path)
-    assert res.metrics["model"] == "resnet_s" and res.probs.shape == (len(toy.split("test")), 7)
+    assert res.metrics["model"] == "resnet_sw" and res.probs.shape == (len(toy.split("test")), 7)
     assert not (tmp_path / "curves.png").exists()

@@ -35,7 +35,7 @@ def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
     assert np.allclose(probs.sum(1), 1, atol=1e-5) and len(np.unique(probs)) > 32 * 7 // 2  # not 1/255 steps
 
 
-@pytest.mark.parametrize("name", ["flagship"])
+@pytest.mark.parametrize("name", ["default", "flagship"])
 def test_shipped_int8_models_give_probabilities_that_sum_to_one(name):
     from ferkit.core.shipped import resolve_model
 

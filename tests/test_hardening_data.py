@@ -143,7 +143,7 @@ def bad_onnx(tmp_path, kind):
 
     path = tmp_path / f"{kind}.onnx"
     if kind == "checkpoint":  # a ferkit checkpoint where the exported model belongs
-        path.write_bytes(default_model_path().with_suffix(".pt").read_bytes())
+        path.write_bytes(default_model_path().with_name("resnet_s_fer2013.pt").read_bytes())
         return path, "not an ONNX model (Protobuf parsing failed)"
     if kind == "truncated":
         path.write_bytes(default_model_path().read_bytes()[:5000])

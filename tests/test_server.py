@@ -45,9 +45,9 @@ def _error(response, status: int, code: str) -> str:
 def test_health_and_models(client):
     assert client.get("/healthz").json() == {"status": "ok"}
     info = client.get("/v1/models").json()
-    assert info["default"] == "resnet_s_fer2013"
+    assert info["default"] == "resnet_sw_fer2013.int8"
     (model,) = info["models"]
-    assert model["classes"] == CLASSES and model["detector"] == "blazeface" and model["precision"] == "fp32"
+    assert model["classes"] == CLASSES and model["detector"] == "blazeface" and model["precision"] == "int8"
     assert model["input"] == "48x48 grey face"  # the model's own input size
     assert model["limits"]["max_image_bytes"] == Limits().max_image_bytes
 
@@ -68,7 +68,7 @@ def test_predict_one_photo(client, photo):
     r = _post(client, photo)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert (body["width"], body["height"], body["model"]) == (512, 512, "resnet_s_fer2013") and body["ms"] > 0
+    assert (body["width"], body["height"], body["model"]) == (512, 512, "resnet_sw_fer2013.int8") and body["ms"] > 0
     (face,) = body["faces"]
     assert face["box"] == ASTRONAUT_FACE and len(face["landmarks"]) == 6
     assert list(face["probs"]) == CLASSES and sum(face["probs"].values()) == pytest.approx(1, abs=1e-5)

@@ -101,7 +101,7 @@ def test_page_loads(web, artifacts):
     page = web.page
     expect(page.locator("h1")).to_have_text("ferkit — facial emotion recognition")
     expect(page.locator("footer")).to_contain_text("not stored")
-    assert "resnet_s_fer2013" in page.locator("#server-status").inner_text()
+    assert "resnet_sw_fer2013" in page.locator("#server-status").inner_text()
     for tab, panel in (("webcam", "webcam"), ("game", "game"), ("photo", "photo")):
         page.click(f"#tab-{tab}")
         expect(page.locator(f"#panel-{panel}")).to_be_visible()

@@ -5,11 +5,12 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-DEFAULT_MODEL = "resnet_s_fer2013.onnx"
+DEFAULT_MODEL = "resnet_sw_fer2013.int8.onnx"
 #: Models shipped inside the package, by the name ``--model`` takes: name -> ONNX file in ``ferkit/weights``.
 #: The README's Results give each one's training command and accuracy.
 SHIPPED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL,
+    "small": "resnet_s_fer2013.onnx",
     "ferplus": "resnet_s_ferplus.onnx",
     "flagship": "resnet_m_fer2013.int8.onnx",
 }
