@@ -22,9 +22,11 @@ expect = sync_api.expect
 
 TIMEOUT_MS = 60_000
 # Stated tolerance of the browser pipeline against Python's on the same pixels: the same faces, boxes
-# within 2 px, and every probability within 0.03 (OpenCV's fixed-point resizes and warps round a few
-# crop pixels differently by one grey level; measured worst case in the test's output).
-BOX_PX, PROB_TOL = 2, 0.03
+# within 2 px, and every probability within 0.03 for an fp32 model (OpenCV's fixed-point resizes and warps
+# round a few crop pixels differently by one grey level; measured worst case in the test's output). The
+# shipped default is static int8, whose activation steps turn those grey levels into larger differences:
+# 0.05 for it (measured 0.0345 on 11 faces, 2026-12-04).
+BOX_PX, PROB_TOL, INT8_PROB_TOL = 2, 0.03, 0.05
 
 
 @pytest.fixture(scope="module")
@@ -42,10 +44,26 @@ def playwright_and_browser(tmp_path_factory):
         browser.close()
 
 
+@pytest.fixture(scope="module")
+def small_server():
+    """A server of the fp32 ``small`` model, for the pipeline's own tolerance."""
+    with running_server(threads=1, model="small") as (url, recorder):
+        yield url, recorder
+
+
 @pytest.fixture
 def phone(playwright_and_browser, server):
     """A fresh phone-sized context on the page, service workers blocked so that ``page.route`` sees every
     request; yields (page, list of (method, url) the page made)."""
+    yield from _phone_on(playwright_and_browser, server[0])
+
+
+@pytest.fixture
+def small_phone(playwright_and_browser, small_server):
+    yield from _phone_on(playwright_and_browser, small_server[0])
+
+
+def _phone_on(playwright_and_browser, url: str):
     p, browser = playwright_and_browser
     context = browser.new_context(**p.devices[PHONE], service_workers="block")
     page = context.new_page()
@@ -59,17 +77,17 @@ def phone(playwright_and_browser, server):
         route.continue_()
 
     page.route("**/*", note)
-    page.goto(server[0] + "#game")
+    page.goto(url + "#game")
     page.wait_for_function("document.body.dataset.engine === 'device'")
     yield page, seen
     context.close()
     assert not errors, errors
 
 
-def _python_faces(rgb, align: bool = True):
+def _python_faces(rgb, align: bool = True, model: str = "default"):
     from ferkit.inference import Recognizer
 
-    return Recognizer(threads=1, align=align).predict(rgb)
+    return Recognizer(model=model, threads=1, align=align).predict(rgb)
 
 
 def _browser_faces(page, rgb, align: bool = True):
@@ -95,23 +113,24 @@ def _images():
             yield name, read_image(SHARED_EXAMPLES / name)
 
 
-def test_browser_pipeline_matches_python(phone):
+@pytest.mark.parametrize("model, tol", [("small", PROB_TOL), ("default", INT8_PROB_TOL)])
+def test_browser_pipeline_matches_python(request, model, tol):
     """The same RGB pixels through both pipelines: the same faces, boxes within BOX_PX, every
-    probability within PROB_TOL."""
-    page, _ = phone
+    probability within PROB_TOL (fp32 ``small``) or INT8_PROB_TOL (the int8 default)."""
+    page, _ = request.getfixturevalue("small_phone" if model == "small" else "phone")
     worst_prob, worst_box, faces = 0.0, 0, 0
     for name, rgb in _images():
-        want = _python_faces(rgb)
+        want = _python_faces(rgb, model=model)
         got = _browser_faces(page, rgb)
         assert len(got) == len(want), (name, len(got), len(want))
         for g, w in zip(got, want):
             worst_box = max(worst_box, max(abs(a - b) for a, b in zip(g["box"], w.box)))
             worst_prob = max(worst_prob, max(abs(g["probs"][c] - w.probs[c]) for c in w.probs))
-            assert g["emotion"] == w.emotion or abs(g["probs"][w.emotion] - w.score) <= PROB_TOL, (name, g, w)
+            assert g["emotion"] == w.emotion or abs(g["probs"][w.emotion] - w.score) <= tol, (name, g, w)
             faces += 1
-    print(f"{faces} faces: worst box difference {worst_box} px, worst probability difference {worst_prob:.4f}")
+    print(f"{model}: {faces} faces: worst box difference {worst_box} px, worst probability difference {worst_prob:.4f}")
     assert faces >= 1
-    assert worst_box <= BOX_PX and worst_prob <= PROB_TOL, (worst_box, worst_prob)
+    assert worst_box <= BOX_PX and worst_prob <= tol, (worst_box, worst_prob)
 
 
 def test_browser_skips_alignment_when_the_server_does(phone):
@@ -121,7 +140,7 @@ def test_browser_skips_alignment_when_the_server_does(phone):
     for align in (False, True):
         want, got = _python_faces(rgb, align), _browser_faces(page, rgb, align)
         assert len(got) == len(want) == 1, name
-        assert max(abs(got[0]["probs"][c] - want[0].probs[c]) for c in want[0].probs) <= PROB_TOL, align
+        assert max(abs(got[0]["probs"][c] - want[0].probs[c]) for c in want[0].probs) <= INT8_PROB_TOL, align
     unaligned, aligned = _browser_faces(page, rgb, False)[0]["probs"], _browser_faces(page, rgb, True)[0]["probs"]
     assert unaligned != aligned  # the switch changes the crop
 
