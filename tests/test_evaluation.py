@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from ferkit.data.labels import FER2013_CLASSES, FERPLUS_CLASSES, label_map
 from ferkit.data.synthetic import synthetic_dataset
 from ferkit.evaluation import evaluate
-from ferkit.evaluation.metrics import classification_metrics, expected_calibration_error
+from ferkit.evaluation.metrics import (apply_temperature, classification_metrics, expected_calibration_error,
+                                      fit_temperature)
 from ferkit.evaluation.predict import tta_views
 from ferkit.training import train
 
@@ -36,6 +37,22 @@ def test_ece_is_zero_when_calibrated_and_large_when_overconfident():
     assert expected_calibration_error(calibrated, labels)[0] == pytest.approx(0.0)
     wrong_and_sure = np.tile([[0.99, 0.01]], (100, 1))
     assert expected_calibration_error(wrong_and_sure, labels)[0] == pytest.approx(0.49)
+
+
+@pytest.mark.parametrize("true_t", [0.5, 1.0, 2.5])
+def test_fit_temperature_recovers_the_temperature_the_labels_were_drawn_at(true_t):
+    """Labels drawn from softmax(logits / T): the fitted temperature is T, and applying it lowers the ECE."""
+    rng = np.random.default_rng(0)
+    logits = rng.normal(0, 2.0, (20000, 7))
+    truth = apply_temperature(F.softmax(torch.from_numpy(logits), 1).numpy(), true_t)
+    labels = (rng.random((len(truth), 1)) > truth.cumsum(1)).sum(1)
+    probs = F.softmax(torch.from_numpy(logits), 1).numpy()  # the model's, at temperature 1
+    t = fit_temperature(probs, labels)
+    assert t == pytest.approx(true_t, rel=0.05)
+    fixed = apply_temperature(probs, t)
+    assert (fixed.argmax(1) == probs.argmax(1)).all() and np.allclose(fixed.sum(1), 1)
+    if true_t != 1.0:
+        assert expected_calibration_error(fixed, labels)[0] < 0.5 * expected_calibration_error(probs, labels)[0]
 
 
 def test_tta_views():

@@ -44,6 +44,49 @@ def test_shipped_int8_models_give_probabilities_that_sum_to_one(name):
     assert clf.metadata["precision"] == "int8" and np.allclose(clf.predict_proba(faces).sum(1), 1, atol=1e-5)
 
 
+def test_a_temperature_divides_the_logits_inside_the_exported_file(checkpoint, toy, onnx_fp32, tmp_path):
+    from ferkit.evaluation.metrics import apply_temperature
+
+    faces = toy.split("test").images
+    plain = EmotionClassifier(onnx_fp32.path).predict_proba(faces)
+    res = export(checkpoint, data=toy, out=tmp_path / "t.onnx", temperature=2.0)
+    clf = EmotionClassifier(res.path)
+    assert res.temperature == 2.0 and float(clf.metadata["temperature"]) == 2.0 and res.max_abs_diff < 1e-4
+    got = clf.predict_proba(faces)
+    assert np.abs(got - apply_temperature(plain, 2.0)).max() < 1e-4 and (got.argmax(1) == plain.argmax(1)).all()
+    assert got.max(1).mean() < plain.max(1).mean()  # softer
+    assert float(EmotionClassifier(onnx_fp32.path).metadata["temperature"]) == 1.0
+
+
+def test_auto_temperature_is_fitted_on_the_validation_split_and_kept_by_int8(checkpoint, toy, tmp_path):
+    from ferkit.core.checkpoint import load_checkpoint
+    from ferkit.core.predict import resize_faces
+    from ferkit.evaluation.metrics import fit_temperature
+
+    ckpt = load_checkpoint(checkpoint)
+    val = toy.split("val")
+    probs = predict_proba(ckpt.build_model(), resize_faces(val.images, 48), ckpt.mean, ckpt.std)
+    res = export(checkpoint, int8=True, data=toy, out=tmp_path / "a.int8.onnx", calibration_images=64,
+                 temperature="auto")
+    assert res.temperature == pytest.approx(fit_temperature(probs, val.labels)) and res.temperature != 1.0
+    assert res.val_ece_torch is not None and res.val_ece_export is not None
+    clf = EmotionClassifier(res.path)
+    assert clf.metadata["precision"] == "int8" and float(clf.metadata["temperature"]) == pytest.approx(res.temperature)
+    assert np.allclose(clf.predict_proba(val.images).sum(1), 1, atol=1e-5)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "warm", "inf"])
+def test_a_bad_temperature_is_a_clear_error(checkpoint, value, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ferkit", "export", str(checkpoint), "--temperature", value, "--out",
+                        str(tmp_path / "m.onnx")], capture_output=True, text=True)
+    assert r.returncode == 2 and "--temperature" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_auto_temperature_without_data_is_a_clear_error(checkpoint, tmp_path):
+    with pytest.raises(ValueError, match="validation split"):
+        export(checkpoint, out=tmp_path / "x.onnx", temperature="auto")
+
+
 def test_int8_without_data_is_a_clear_error(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="Training images"):
         export(checkpoint, int8=True, out=tmp_path / "x.onnx")

@@ -106,6 +106,19 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto")
 
 
+def _temperature(text: str) -> float | str:
+    """``--temperature``: ``auto`` or a number > 0."""
+    if text == "auto":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or auto, not {text!r}")
+    return value
+
+
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "export",
                  description="Writes an ONNX (or TFLite) file that takes grey 48x48 faces (values 0..255) and "
@@ -118,6 +131,10 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="PATH", help="data set for calibration and the accuracy check "
                                                   "(default: the one the checkpoint was trained on, if present)")
     p.add_argument("--calibration-images", type=int, default=1000, help="Training images used to calibrate int8")
+    p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T|auto",
+                   help="divide the logits by T before the softmax (calibrated probabilities; the predicted class "
+                        "never changes); auto fits T on the validation split (PublicTest), the selection split "
+                        "(default: 1)")
     p.add_argument("--out", help="output file (default: beside the checkpoint, .onnx, .int8.onnx or .tflite)")
 
 
@@ -343,13 +360,15 @@ def run(argv: Sequence[str] | None = None) -> int:
         from .export import export
 
         res = export(args.checkpoint, format=args.format, int8=args.int8, data=args.data, out=args.out,
-                     calibration_images=args.calibration_images)
+                     calibration_images=args.calibration_images, temperature=args.temperature)
         rt = "LiteRT" if args.format == "tflite" else "ONNX Runtime"
         print(f"wrote {res.path} ({res.path.stat().st_size / 1e6:.1f} MB); max |PyTorch - {rt}| "
               f"probability difference {res.max_abs_diff:.2e}")
         if res.val_acc_torch is not None:
             print(f"validation accuracy: PyTorch {res.val_acc_torch:.4f}, {rt} {res.val_acc_export:.4f} "
-                  f"({100 * (res.val_acc_export - res.val_acc_torch):+.2f} points)")
+                  f"({100 * (res.val_acc_export - res.val_acc_torch):+.2f} points)\n"
+                  f"validation calibration error (ECE): PyTorch {res.val_ece_torch:.4f}, {rt} {res.val_ece_export:.4f}"
+                  f" (logits divided by temperature {res.temperature:.3f})")
     elif args.command == "predict":
         from .apps.predict import predict_files
 

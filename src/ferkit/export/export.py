@@ -11,6 +11,7 @@ from ..data.dataset import FERDataset
 from ..core.checkpoint import load_checkpoint
 from ..core.predict import predict_proba, resize_faces
 from ..errors import ConfigError
+from ..evaluation.metrics import apply_temperature, expected_calibration_error, fit_temperature
 from .onnx import export_onnx
 
 FORMATS = ("onnx", "tflite")
@@ -22,14 +23,20 @@ class ExportResult:
     max_abs_diff: float  # largest |PyTorch - runtime| probability on the check images
     val_acc_torch: float | None  # validation-split (PublicTest) accuracy of the checkpoint in PyTorch
     val_acc_export: float | None  # ... and of the exported file on its runtime (ONNX Runtime or LiteRT)
+    temperature: float = 1.0  # the logits are divided by it before the softmax
+    val_ece_torch: float | None = None  # validation-split calibration error of the checkpoint (temperature 1)
+    val_ece_export: float | None = None  # ... and of the exported file, with its temperature
 
 
 def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, data: str | Path | FERDataset | None = None,
-           out: str | Path | None = None, calibration_images: int = 1000, seed: int = 0) -> ExportResult:
+           out: str | Path | None = None, calibration_images: int = 1000, seed: int = 0,
+           temperature: float | str = 1.0) -> ExportResult:
     """Export a checkpoint (``format="onnx"``, fp32 or static ``int8``; or ``"tflite"``, fp32, for
     mobile: needs ``ferkit[tflite]``). ``data`` (default: the
     checkpoint's training data, when it is there) gives int8 calibration faces from its Training
-    split and the validation split on which the export's accuracy is compared with PyTorch's."""
+    split and the validation split on which the export's accuracy is compared with PyTorch's.
+    ``temperature`` divides the logits before the softmax (the class chosen never changes); ``"auto"`` fits
+    it on the validation split (temperature scaling: the probabilities' negative log-likelihood, minimised)."""
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, not {format!r}")
     if format == "tflite" and int8:
@@ -41,33 +48,45 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     dataset = ckpt.dataset(data)
     if int8 and dataset is None:
         raise ConfigError("--int8 calibrates on Training images: pass --data (the checkpoint's data set is not found)")
+    if temperature == "auto" and dataset is None:
+        raise ConfigError("--temperature auto is fitted on the validation split: pass --data (the checkpoint's "
+                          "data set is not found)")
+    if temperature != "auto" and not (isinstance(temperature, (int, float)) and temperature > 0):
+        raise ConfigError(f"temperature must be a number > 0 or 'auto', not {temperature!r}")
     calibration = None
     if dataset is not None:
         train = dataset.split("train")
         rng = np.random.default_rng(seed)
         calibration = resize_faces(train.images[np.sort(rng.permutation(len(train))[:calibration_images])],
                                    ckpt.input_size)
+    model = ckpt.build_model()
+    size = ckpt.input_size
+    val = faces = val_probs = None
+    if dataset is not None:
+        val = dataset.split("val")
+        faces = resize_faces(val.images, size)
+        val_probs = predict_proba(model, faces, ckpt.mean, ckpt.std, channels=ckpt.channels)
+    if temperature == "auto":
+        temperature = fit_temperature(val_probs, val.labels)
+    temperature = float(temperature)
     source = Path(checkpoint) / "best.pt" if Path(checkpoint).is_dir() else Path(checkpoint)
     default_suffix = ".tflite" if format == "tflite" else (".int8.onnx" if int8 else ".onnx")
     out = Path(out) if out else source.with_suffix(default_suffix)
     if format == "tflite":
-        path = export_tflite(ckpt, out)
+        path = export_tflite(ckpt, out, temperature)
 
         def runtime(faces: np.ndarray) -> np.ndarray:
             return tflite_predict_proba(path, faces)
     else:
-        path = export_onnx(ckpt, out, int8=int8, calibration=calibration)
+        path = export_onnx(ckpt, out, int8=int8, calibration=calibration, temperature=temperature)
         runtime = EmotionClassifier(path).predict_proba
-    model = ckpt.build_model()
-    size = ckpt.input_size
     check = calibration[:256] if calibration is not None else np.random.default_rng(seed).integers(0, 256, (64, size, size), dtype=np.uint8)
-    ref = predict_proba(model, check, ckpt.mean, ckpt.std, channels=ckpt.channels)
+    ref = apply_temperature(predict_proba(model, check, ckpt.mean, ckpt.std, channels=ckpt.channels), temperature)
     diff = float(np.abs(runtime(check) - ref).max())
-    acc_t = acc_o = None
-    if dataset is not None:
-        val = dataset.split("val")
-        faces = resize_faces(val.images, size)
-        acc_t = float((predict_proba(model, faces, ckpt.mean, ckpt.std, channels=ckpt.channels).argmax(1)
-                       == val.labels).mean())
-        acc_o = float((runtime(faces).argmax(1) == val.labels).mean())
-    return ExportResult(path, diff, acc_t, acc_o)
+    if val is None:
+        return ExportResult(path, diff, None, None, temperature)
+    exported = runtime(faces)
+    return ExportResult(path, diff, float((val_probs.argmax(1) == val.labels).mean()),
+                        float((exported.argmax(1) == val.labels).mean()), temperature,
+                        expected_calibration_error(val_probs, val.labels)[0],
+                        expected_calibration_error(exported, val.labels)[0])

@@ -29,20 +29,26 @@ INPUT, OUTPUT = "faces", "probs"
 
 
 class ExportWrapper(nn.Module):
-    """grey 0..255 -> normalised -> repeated to ``channels`` -> model -> softmax."""
+    """grey 0..255 -> normalised -> repeated to ``channels`` -> model -> logits / ``temperature`` -> softmax."""
 
-    def __init__(self, model: nn.Module, mean: float, std: float, channels: int = 1) -> None:
+    def __init__(self, model: nn.Module, mean: float, std: float, channels: int = 1, temperature: float = 1.0) -> None:
         super().__init__()
+        if not temperature > 0:
+            raise ConfigError(f"the temperature must be > 0, not {temperature}")
         self.model = model
         self.scale = 1.0 / (255.0 * std)
         self.shift = mean / std
         self.channels = channels
+        self.temperature = float(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.scale - self.shift
         if self.channels != 1:
             x = x.expand(-1, self.channels, -1, -1)
-        return F.softmax(self.model(x), dim=1)
+        logits = self.model(x)
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        return F.softmax(logits, dim=1)
 
 
 def input_shape(ckpt: Checkpoint, batch: int | str = "N") -> tuple[int | str, int, int, int]:
@@ -50,16 +56,16 @@ def input_shape(ckpt: Checkpoint, batch: int | str = "N") -> tuple[int | str, in
     return batch, 1, ckpt.input_size, ckpt.input_size
 
 
-def _metadata(ckpt: Checkpoint, int8: bool) -> dict[str, str]:
+def _metadata(ckpt: Checkpoint, int8: bool, temperature: float) -> dict[str, str]:
     shape = ", ".join(map(str, input_shape(ckpt)))
     return {"ferkit_version": __version__, "model": ckpt.model, "classes": json.dumps(list(ckpt.classes)),
             "input": f"grey faces float32 ({shape}), values 0..255", "output": "class probabilities (N, C)",
-            "precision": "int8" if int8 else "fp32", "val_acc": "" if ckpt.val_acc is None else str(ckpt.val_acc),
+            "precision": "int8" if int8 else "fp32", "temperature": repr(float(temperature)), "val_acc": "" if ckpt.val_acc is None else str(ckpt.val_acc),
             "train_config": json.dumps(ckpt.config)}
 
 
-def _export_fp32(ckpt: Checkpoint, path: Path) -> None:
-    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std, ckpt.channels).eval()
+def _export_fp32(ckpt: Checkpoint, path: Path, temperature: float) -> None:
+    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std, ckpt.channels, temperature).eval()
     example = (torch.zeros(input_shape(ckpt, 2)),)
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
@@ -100,26 +106,30 @@ def _quantize_int8(fp32: Path, out: Path, calibration: np.ndarray) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=True)
-        # The softmax stays float: quantised, the probabilities came out in steps of 1/255 and summed to 0.99.
-        softmax = [n.name for n in onnx.load(str(prepared)).graph.node if n.op_type == "Softmax"]
+        # The softmax (and the temperature's division before it) stays float: quantised, the probabilities came
+        # out in steps of 1/255 and summed to 0.99.
+        nodes = onnx.load(str(prepared)).graph.node
+        softmax_inputs = {i for n in nodes if n.op_type == "Softmax" for i in n.input}
+        tail = [n.name for n in nodes if n.op_type == "Softmax" or (n.op_type == "Div" and n.output[0] in softmax_inputs)]
         quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=softmax)
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, nodes_to_exclude=tail)
 
 
-def export_onnx(ckpt: Checkpoint, out: Path, int8: bool = False, calibration: np.ndarray | None = None) -> Path:
+def export_onnx(ckpt: Checkpoint, out: Path, int8: bool = False, calibration: np.ndarray | None = None,
+                temperature: float = 1.0) -> Path:
     """Export a loaded checkpoint to ``out`` (ONNX). ``int8`` quantises statically; ``calibration``
-    is a uint8 (N, S, S) array of Training faces."""
+    is a uint8 (N, S, S) array of Training faces; the logits are divided by ``temperature`` before the softmax."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if int8 and (calibration is None or len(calibration) == 0):
         raise ConfigError("int8 export needs calibration images (Training faces): pass --data")
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         fp32 = Path(tmp) / "fp32.onnx"
-        _export_fp32(ckpt, fp32)
-        _set_metadata(fp32, _metadata(ckpt, False))
+        _export_fp32(ckpt, fp32, temperature)
+        _set_metadata(fp32, _metadata(ckpt, False, temperature))
         if int8:
             q = Path(tmp) / "int8.onnx"
             _quantize_int8(fp32, q, calibration)
-            _set_metadata(q, _metadata(ckpt, True))
+            _set_metadata(q, _metadata(ckpt, True, temperature))
             q.replace(out)
         else:
             fp32.replace(out)

@@ -20,15 +20,16 @@ from .onnx import ExportWrapper, input_shape
 
 
 
-def export_tflite(ckpt: Checkpoint, out: Path) -> Path:
-    """Convert a loaded checkpoint to ``out`` (.tflite) plus ``out.json`` with its classes."""
+def export_tflite(ckpt: Checkpoint, out: Path, temperature: float = 1.0) -> Path:
+    """Convert a loaded checkpoint to ``out`` (.tflite) plus ``out.json`` with its classes; the logits are divided
+    by ``temperature`` before the softmax."""
     out.parent.mkdir(parents=True, exist_ok=True)
     litert_torch = optional_import("litert_torch", "tflite", "--format tflite")
-    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std, ckpt.channels).eval()
+    wrapper = ExportWrapper(ckpt.build_model(), ckpt.mean, ckpt.std, ckpt.channels, temperature).eval()
     litert_torch.convert(wrapper, (torch.zeros(input_shape(ckpt, 1)),)).export(str(out))
     meta = {"model": ckpt.model, "classes": list(ckpt.classes),
             "input": f"one grey face float32 ({', '.join(map(str, input_shape(ckpt, 1)))}), values 0..255",
-            "output": "class probabilities (1, C)"}
+            "output": "class probabilities (1, C)", "temperature": float(temperature)}
     Path(f"{out}.json").write_text(json.dumps(meta, indent=2))
     return out
 
