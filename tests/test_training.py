@@ -265,6 +265,41 @@ def test_an_exported_teacher_gives_its_checkpoints_targets(tmp_path, toy):
     assert np.allclose(students[0].train_split.soft, students[1].train_split.soft, atol=1e-4)
 
 
+def test_a_distilled_run_resumes_with_its_own_teachers_probabilities(tmp_path, toy, monkeypatch):
+    """The teachers' probabilities are kept in the run folder: a resumed run trains towards the same targets
+    even when a teacher file was replaced in between, and ends as the uninterrupted run does."""
+    from ferkit.training.trainer import TEACHER_PROBS
+
+    teacher = train(dataset=toy, project=str(tmp_path), name="teacher", progress=False, **{**FAST, "epochs": 1})
+    other = train(dataset=toy, project=str(tmp_path), name="other", progress=False, seed=3, **{**FAST, "epochs": 1})
+    path = tmp_path / "teacher.pt"
+    path.write_bytes((teacher.run_dir / "best.pt").read_bytes())
+    cfg = dict(FAST, epochs=2, teacher=[str(path)], distill=0.5)
+    straight = train(dataset=toy, project=str(tmp_path), name="straight", progress=False, **cfg)
+    saved = np.load(straight.run_dir / TEACHER_PROBS)
+    assert saved.shape == (len(toy.split("train")), 7) and np.allclose(saved.sum(1), 1, atol=1e-5)
+    real_save_last = Trainer.save_last
+
+    def crash(self):
+        real_save_last(self)
+        raise KeyboardInterrupt  # killed after the first epoch's last.pt
+
+    monkeypatch.setattr(Trainer, "save_last", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train(dataset=toy, project=str(tmp_path), name="killed", progress=False, **cfg)
+    monkeypatch.setattr(Trainer, "save_last", real_save_last)
+    assert np.array_equal(np.load(tmp_path / "killed" / TEACHER_PROBS), saved)
+    path.write_bytes((other.run_dir / "best.pt").read_bytes())  # the teacher file changes
+    resumed = Trainer.resume(tmp_path / "killed", dataset=toy, progress=False)
+    assert np.allclose(resumed.train_split.soft, 0.5 * np.eye(7)[toy.split("train").labels] + 0.5 * saved, atol=1e-6)
+    resumed.fit()
+    a, b = load_checkpoint(straight.run_dir / "last.pt"), load_checkpoint(tmp_path / "killed" / "last.pt")
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    np.save(tmp_path / "killed" / TEACHER_PROBS, saved[:5])  # a cache that does not fit the data: a clear error
+    with pytest.raises(ValueError, match="delete the file"):
+        Trainer.resume(tmp_path / "killed", dataset=toy, progress=False)
+
+
 def test_distillation_refuses_a_teacher_of_other_classes(tmp_path, toy):
     other = replace(toy, classes=tuple("abcdefg"))
     teacher = train(dataset=other, project=str(tmp_path), progress=False, **{**FAST, "epochs": 1}).run_dir / "best.pt"

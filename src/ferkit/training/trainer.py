@@ -50,6 +50,7 @@ from .imbalance import by_frequency, class_prior, init_prior_bias, logit_offsets
 from .optim import Schedule, build_optimizer
 from .warmstart import init_from_checkpoint, load_pretrained, set_backbone_frozen
 
+TEACHER_PROBS = "teacher_probs.npy"  # in the run folder: the teachers' mean probabilities on the Training images
 METRIC_FIELDS = ["epoch", "stage", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "epoch_s"]
 
 
@@ -156,8 +157,9 @@ class Trainer:
             self.data = self.data.subsample(cfg.limit, seed=cfg.seed)
         self.train_split, self.val_split = self.data.split("train"), self.data.split("val")
         self.num_classes = self.data.num_classes
+        self.teacher_probs: np.ndarray | None = None
         if cfg.teacher:
-            self.train_split = self._distilled(self.train_split)
+            self.train_split = self._distilled(self.train_split, run_dir if resumed_from is not None else None)
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, num_classes=self.num_classes, in_chans=self.channels)
         if resumed_from is None:
@@ -205,15 +207,30 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            if self.teacher_probs is not None and not (self.run_dir / TEACHER_PROBS).exists():
+                np.save(self.run_dir / TEACHER_PROBS, self.teacher_probs)
 
-    def _distilled(self, split: Split) -> Split:
-        """``split`` with soft targets: (1 - distill) x its labels + distill x the teachers' mean probabilities."""
+    def _distilled(self, split: Split, resumed_dir: Path | None) -> Split:
+        """``split`` with soft targets: (1 - distill) x its labels + distill x the teachers' mean probabilities,
+        computed once and kept in the run folder, from which a resumed run reads them (the same targets, even if
+        a teacher file, or the model a shipped name stands for, changed in between)."""
         cfg = self.cfg
-        teachers = [load_member(t, self.device) for t in cfg.teacher]
-        for path, (_, ckpt) in zip(cfg.teacher, teachers):
-            if ckpt.classes != list(self.data.classes):
-                raise ConfigError(f"teacher {path}: classes {ckpt.classes} are not the data's {list(self.data.classes)}")
-        probs = ensemble_proba(teachers, split.images, tta=cfg.teacher_tta, device=self.device, progress=self.progress)
+        cached = resumed_dir / TEACHER_PROBS if resumed_dir is not None else None
+        if cached is not None and cached.exists():
+            probs = np.load(cached)
+            if probs.shape != (len(split), self.num_classes):
+                raise ConfigError(f"{cached} holds {probs.shape} probabilities, not ({len(split)}, {self.num_classes}): "
+                                  "the run's data changed; delete the file to recompute the teachers' predictions")
+        else:
+            teachers = [load_member(t, self.device) for t in cfg.teacher]
+            for path, (_, ckpt) in zip(cfg.teacher, teachers):
+                if ckpt.classes != list(self.data.classes):
+                    raise ConfigError(f"teacher {path}: classes {ckpt.classes} are not the data's {list(self.data.classes)}")
+            probs = ensemble_proba(teachers, split.images, tta=cfg.teacher_tta, device=self.device,
+                                   progress=self.progress).astype(np.float32)
+            if cached is not None and self.dist.is_main:
+                np.save(cached, probs)
+        self.teacher_probs = probs
         labels = split.soft if split.soft is not None else np.eye(self.num_classes, dtype=np.float32)[split.labels]
         soft = (1 - cfg.distill) * labels + cfg.distill * probs
         if self.progress:
