@@ -85,6 +85,9 @@ def test_a_bad_temperature_is_a_clear_error(checkpoint, value, tmp_path):
 def test_auto_temperature_without_data_is_a_clear_error(checkpoint, tmp_path):
     with pytest.raises(ValueError, match="validation split"):
         export(checkpoint, out=tmp_path / "x.onnx", temperature="auto")
+    for bad in (0.0, -2.0, float("nan"), float("inf"), "warm"):
+        with pytest.raises(ValueError, match="temperature must be"):
+            export(checkpoint, out=tmp_path / "x.onnx", temperature=bad)
 
 
 def test_int8_without_data_is_a_clear_error(checkpoint, tmp_path):

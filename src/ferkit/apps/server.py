@@ -377,7 +377,8 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
         meta, size = recognizer.classifier.metadata, recognizer.classifier.input_size
         return {"default": model_name, "models": [{
             "name": model_name, "architecture": meta.get("model"), "precision": meta.get("precision"),
-            "temperature": float(meta.get("temperature", 1.0)), "classes": list(recognizer.classes), "input": f"{size}x{size} grey face", "detector": recognizer.detector.name,
+            "temperature": float(meta.get("temperature", 1.0)), "classes": list(recognizer.classes),
+            "input": f"{size}x{size} grey face", "detector": recognizer.detector.name,
             "align": recognizer.align, "limits": asdict(limits)}]}
 
     @app.get("/healthz", tags=["info"])

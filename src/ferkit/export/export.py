@@ -51,7 +51,7 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     if temperature == "auto" and dataset is None:
         raise ConfigError("--temperature auto is fitted on the validation split: pass --data (the checkpoint's "
                           "data set is not found)")
-    if temperature != "auto" and not (isinstance(temperature, (int, float)) and temperature > 0):
+    if temperature != "auto" and not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
         raise ConfigError(f"temperature must be a number > 0 or 'auto', not {temperature!r}")
     calibration = None
     if dataset is not None:

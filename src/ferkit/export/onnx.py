@@ -60,7 +60,8 @@ def _metadata(ckpt: Checkpoint, int8: bool, temperature: float) -> dict[str, str
     shape = ", ".join(map(str, input_shape(ckpt)))
     return {"ferkit_version": __version__, "model": ckpt.model, "classes": json.dumps(list(ckpt.classes)),
             "input": f"grey faces float32 ({shape}), values 0..255", "output": "class probabilities (N, C)",
-            "precision": "int8" if int8 else "fp32", "temperature": repr(float(temperature)), "val_acc": "" if ckpt.val_acc is None else str(ckpt.val_acc),
+            "precision": "int8" if int8 else "fp32", "temperature": repr(float(temperature)),
+            "val_acc": "" if ckpt.val_acc is None else str(ckpt.val_acc),
             "train_config": json.dumps(ckpt.config)}
 
 
