@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import FERDataset
+from ..core.calibration import apply_temperature, expected_calibration_error, fit_temperature
 from ..core.checkpoint import load_checkpoint
 from ..core.predict import predict_proba, resize_faces
 from ..errors import ConfigError
-from ..evaluation.metrics import apply_temperature, expected_calibration_error, fit_temperature
 from .onnx import export_onnx
 
 FORMATS = ("onnx", "tflite")
