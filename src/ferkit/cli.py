@@ -108,15 +108,14 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
 
 def _temperature(text: str) -> float | str:
     """``--temperature``: ``auto`` or a number > 0."""
+    from .core.calibration import check_temperature
+
     if text == "auto":
         return text
     try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0 or auto, not {text!r}")
-    return value
+        return check_temperature(float(text))
+    except ValueError as e:  # not a number, or not a finite one > 0
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or auto, not {text!r}") from e
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 15) -> tuple[float, dict[str, list]]:
     """ECE over equal-width confidence bins, and the per-bin data of a reliability diagram."""
@@ -37,6 +39,13 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray) -> float:
         return float(-(z[rows, labels] - np.log(np.exp(z).sum(1))).mean())
 
     return float(np.exp(minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded").x))
+
+
+def check_temperature(temperature: float) -> float:
+    """``temperature`` as a float, if it is a finite number > 0; else a :class:`ConfigError`."""
+    if not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
+        raise ConfigError(f"the temperature must be a finite number > 0, not {temperature!r}")
+    return float(temperature)
 
 
 def apply_temperature(probs: np.ndarray, temperature: float) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..data.dataset import FERDataset
-from ..core.calibration import apply_temperature, expected_calibration_error, fit_temperature
+from ..core.calibration import apply_temperature, check_temperature, expected_calibration_error, fit_temperature
 from ..core.checkpoint import load_checkpoint
 from ..core.predict import predict_proba, resize_faces
 from ..errors import ConfigError
@@ -48,11 +48,11 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     dataset = ckpt.dataset(data)
     if int8 and dataset is None:
         raise ConfigError("--int8 calibrates on Training images: pass --data (the checkpoint's data set is not found)")
-    if temperature == "auto" and dataset is None:
+    if temperature != "auto":
+        temperature = check_temperature(temperature)
+    elif dataset is None:
         raise ConfigError("--temperature auto is fitted on the validation split: pass --data (the checkpoint's "
                           "data set is not found)")
-    if temperature != "auto" and not (isinstance(temperature, (int, float)) and 0 < temperature < float("inf")):
-        raise ConfigError(f"temperature must be a number > 0 or 'auto', not {temperature!r}")
     calibration = None
     if dataset is not None:
         train = dataset.split("train")
@@ -68,7 +68,6 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
         val_probs = predict_proba(model, faces, ckpt.mean, ckpt.std, channels=ckpt.channels)
     if temperature == "auto":
         temperature = fit_temperature(val_probs, val.labels)
-    temperature = float(temperature)
     source = Path(checkpoint) / "best.pt" if Path(checkpoint).is_dir() else Path(checkpoint)
     default_suffix = ".tflite" if format == "tflite" else (".int8.onnx" if int8 else ".onnx")
     out = Path(out) if out else source.with_suffix(default_suffix)

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..core.calibration import check_temperature
 from ..core.checkpoint import Checkpoint
 from ..errors import ConfigError
 from ..version import __version__
@@ -33,13 +34,11 @@ class ExportWrapper(nn.Module):
 
     def __init__(self, model: nn.Module, mean: float, std: float, channels: int = 1, temperature: float = 1.0) -> None:
         super().__init__()
-        if not temperature > 0:
-            raise ConfigError(f"the temperature must be > 0, not {temperature}")
         self.model = model
         self.scale = 1.0 / (255.0 * std)
         self.shift = mean / std
         self.channels = channels
-        self.temperature = float(temperature)
+        self.temperature = check_temperature(temperature)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x * self.scale - self.shift

@@ -228,9 +228,7 @@ class Trainer:
                     raise ConfigError(f"teacher {path}: classes {ckpt.classes} are not the data's {list(self.data.classes)}")
             probs = ensemble_proba(teachers, split.images, tta=cfg.teacher_tta, device=self.device,
                                    progress=self.progress).astype(np.float32)
-            if cached is not None and self.dist.is_main:
-                np.save(cached, probs)
-        self.teacher_probs = probs
+        self.teacher_probs = probs  # saved in the run folder once it is known (__init__), if not there yet
         labels = split.soft if split.soft is not None else np.eye(self.num_classes, dtype=np.float32)[split.labels]
         soft = (1 - cfg.distill) * labels + cfg.distill * probs
         if self.progress:
