@@ -21,6 +21,7 @@ import json
 from pathlib import Path
 
 import torch
+from hardware import cpu_label
 
 from ferkit.data import load_dataset
 from ferkit.evaluation import evaluate
@@ -111,7 +112,7 @@ def main() -> None:
     ap.add_argument("--ensemble", action="store_true", help="score the runs together as one ensemble row")
     ap.add_argument("--labels", choices=("fer2013", "ferplus"), default="fer2013",
                     help="label set to score on (ferplus: FER+ majority labels, rows in their own table)")
-    ap.add_argument("--hardware", default="2-core CPU (this machine)")
+    ap.add_argument("--hardware", default=cpu_label(), help="the machine, as the table names it (default: %(default)s)")
     ap.add_argument("--out", default="benchmarks/accuracy.md")
     args = ap.parse_args()
     data = load_dataset(args.data, labels=args.labels)

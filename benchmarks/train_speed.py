@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import platform
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import torch
+from hardware import cpu_info
 
 from ferkit.data.synthetic import synthetic_dataset
 from ferkit.models import count_macs, count_parameters, create_model
@@ -26,17 +26,6 @@ from ferkit.training import TrainConfig, Trainer
 
 FER2013_TRAIN = 28_709
 FLOPS_PER_CYCLE = 32  # AVX2: 2 FMA units x 8 fp32 lanes x 2 FLOPs
-
-
-def cpu_info() -> tuple[str, float]:
-    """The CPU's name and clock in GHz, from /proc/cpuinfo."""
-    name, mhz = platform.processor(), 0.0
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith("cpu MHz") and not mhz:
-            mhz = float(line.split(":", 1)[1])
-    return name, mhz / 1000
 
 
 def main() -> None:
