@@ -7,19 +7,33 @@ import platform
 from pathlib import Path
 
 
-def cpu_info() -> tuple[str, float]:
-    """The CPU's name and clock in GHz, from /proc/cpuinfo (0.0 where it gives none)."""
-    name, mhz = platform.processor(), 0.0
+def _first_cpu() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo ('model name', 'cpu MHz', ...); empty where there is none."""
+    fields: dict[str, str] = {}
     cpuinfo = Path("/proc/cpuinfo")
     for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        if line.startswith("model name"):
-            name = line.split(":", 1)[1].strip()
-        elif line.startswith("cpu MHz") and not mhz:
-            mhz = float(line.split(":", 1)[1])
-    return name, mhz / 1000
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_info() -> tuple[str, float]:
+    """The CPU's name and clock in GHz (0.0 where /proc/cpuinfo gives none)."""
+    cpu = _first_cpu()
+    return cpu.get("model name", platform.processor()), float(cpu.get("cpu MHz", 0)) / 1000
 
 
 def cpu_label() -> str:
     """E.g. '2-core CPU (AMD EPYC, 2.00 GHz)'."""
     name, ghz = cpu_info()
     return f"{os.cpu_count()}-core CPU ({name or 'unknown'}{f', {ghz:.2f} GHz' if ghz else ''})"
+
+
+def fp32_flops_per_cycle() -> tuple[int, str]:
+    """fp32 FLOPs a core can issue a cycle with FMA, and why: 32 for two 256-bit FMA units (AVX2 on Intel since
+    Haswell and AMD since Zen 2), 16 for AMD's first Zen generations (family 23, models below 0x30), whose AVX2
+    runs on two 128-bit units."""
+    cpu = _first_cpu()
+    if cpu.get("vendor_id") == "AuthenticAMD" and cpu.get("cpu family") == "23" and int(cpu.get("model", "0")) < 0x30:
+        return 16, "AVX2 FMA on two 128-bit units (Zen/Zen+)"
+    return 32, "AVX2 FMA on two 256-bit units, no AVX-512"

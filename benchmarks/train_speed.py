@@ -7,7 +7,8 @@ Times ``Trainer.train_epoch`` (augmentation, forward, backward, SGD step, channe
 warm-up epoch each. The variants are measured in alternating rounds (every variant once per round,
 the best round kept: a shared host's slow spells only ever slow a round down). Achieved GFLOP/s
 counts a training step as 3x the forward MACs x 2 FLOPs (forward, input and weight gradients);
-the peak is cores x clock x 32 fp32 FLOPs a cycle (two 256-bit FMA units, AVX2 without AVX-512).
+the peak is cores x clock x fp32 FLOPs a cycle (32 for two 256-bit FMA units, 16 on first-generation
+EPYC/Ryzen, whose AVX2 runs on 128-bit units).
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from pathlib import Path
 from tempfile import TemporaryDirectory
 
 import torch
-from hardware import cpu_info
+from hardware import cpu_info, fp32_flops_per_cycle
 
 from ferkit.data.synthetic import synthetic_dataset
 from ferkit.models import count_macs, count_parameters, create_model
 from ferkit.training import TrainConfig, Trainer
 
 FER2013_TRAIN = 28_709
-FLOPS_PER_CYCLE = 32  # AVX2: 2 FMA units x 8 fp32 lanes x 2 FLOPs
 
 
 def main() -> None:
@@ -54,14 +54,15 @@ def main() -> None:
             print(f"round {r + 1}: " + ", ".join(f"{'/'.join(map(str, v))} {times[v][-1]:.0f}" for v in variants))
     name, ghz = cpu_info()
     threads = torch.get_num_threads()
-    peak = threads * ghz * FLOPS_PER_CYCLE
+    flops_per_cycle, units = fp32_flops_per_cycle()
+    peak = threads * ghz * flops_per_cycle
     lines = [
         f"# CPU training speed ({name}, {threads} threads at {ghz:.2f} GHz, torch {torch.__version__})",
         "",
         f"Measured with `{_command(args)}`: the real training loop (augmentation, forward, backward, "
         f"SGD-Nesterov step, channels_last) on synthetic faces, {args.rounds} alternating rounds, each variant's best round. "
-        f"GFLOP/s = images/s x 3 x forward MACs x 2; peak = {threads} cores x {ghz:.2f} GHz x {FLOPS_PER_CYCLE} "
-        f"FLOPs a cycle (AVX2 FMA, no AVX-512) = {peak:.0f} GFLOP/s at the nominal clock /proc/cpuinfo gives (boost clocks raise the real peak, and the shared host is sometimes several times slower: compare rows of one run rather than reading the percentages as exact). Minutes per epoch = 28,709 FER2013 Training "
+        f"GFLOP/s = images/s x 3 x forward MACs x 2; peak = {threads} cores x {ghz:.2f} GHz x {flops_per_cycle} "
+        f"FLOPs a cycle ({units}) = {peak:.0f} GFLOP/s at the nominal clock /proc/cpuinfo gives (boost clocks raise the real peak, and the shared host is sometimes several times slower: compare rows of one run rather than reading the percentages as exact). Minutes per epoch = 28,709 FER2013 Training "
         "images / images per second (validation not counted). `crop` 40: training on random 40x40 windows "
         "(`ferkit train --crop 40`); validation and inference still see the whole 48x48 face.",
         "",
