@@ -4,22 +4,13 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 
-
-def _first_cpu() -> dict[str, str]:
-    """The first processor's fields in /proc/cpuinfo ('model name', 'cpu MHz', ...); empty where there is none."""
-    fields: dict[str, str] = {}
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        key, _, value = line.partition(":")
-        fields.setdefault(key.strip(), value.strip())
-    return fields
+from ferkit.core.cpuinfo import first_cpu
 
 
 def cpu_info() -> tuple[str, float]:
     """The CPU's name and clock in GHz (0.0 where /proc/cpuinfo gives none)."""
-    cpu = _first_cpu()
+    cpu = first_cpu()
     return cpu.get("model name", platform.processor()), float(cpu.get("cpu MHz", 0)) / 1000
 
 
@@ -33,7 +24,7 @@ def fp32_flops_per_cycle() -> tuple[int, str]:
     """fp32 FLOPs a core can issue a cycle with FMA, and why: 32 for two 256-bit FMA units (AVX2 on Intel since
     Haswell and AMD since Zen 2), 16 for AMD's first Zen generations (family 23, models below 0x30), whose AVX2
     runs on two 128-bit units."""
-    cpu = _first_cpu()
+    cpu = first_cpu()
     if cpu.get("vendor_id") == "AuthenticAMD" and cpu.get("cpu family") == "23" and int(cpu.get("model", "0")) < 0x30:
         return 16, "AVX2 FMA on two 128-bit units (Zen/Zen+)"
     return 32, "AVX2 FMA on two 256-bit units, no AVX-512"

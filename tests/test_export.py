@@ -28,11 +28,30 @@ def test_fp32_export_matches_pytorch(onnx_fp32, checkpoint, toy):
 
 def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
     res = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64)
-    assert res.path.exists() and EmotionClassifier(res.path).metadata["precision"] == "int8"
+    meta = EmotionClassifier(res.path).metadata
+    assert res.path.exists() and meta["precision"] == "int8" and meta["weight_bits"] == "7"
+    assert _weight_peak(res.path) == 64  # 7-bit weights, the range used: exact in every CPU's fused int8 kernels
     assert res.path.stat().st_size < 0.4 * onnx_fp32.path.stat().st_size  # int8 weights
     assert res.max_abs_diff < 0.5 and abs(res.val_acc_export - res.val_acc_torch) < 0.2
     probs = EmotionClassifier(res.path).predict_proba(toy.split("val").images[:32])  # softmax left in float:
     assert np.allclose(probs.sum(1), 1, atol=1e-5) and len(np.unique(probs)) > 32 * 7 // 2  # not 1/255 steps
+
+
+def _weight_peak(path) -> int:
+    """The largest |weight| of an int8 ONNX model, in quantisation steps."""
+    import onnx
+    from onnx import numpy_helper
+
+    weights = [numpy_helper.to_array(i) for i in onnx.load(str(path)).graph.initializer
+               if i.data_type == onnx.TensorProto.INT8]
+    return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
+
+
+def _runs_unfused(clf: EmotionClassifier) -> bool:
+    try:
+        return clf.session.get_session_options().get_session_config_entry("session.disable_quant_qdq") == "1"
+    except RuntimeError:  # no such entry
+        return False
 
 
 @pytest.mark.parametrize("name", ["default", "flagship"])
@@ -42,6 +61,55 @@ def test_shipped_int8_models_give_probabilities_that_sum_to_one(name):
     faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
     clf = EmotionClassifier(resolve_model(name))
     assert clf.metadata["precision"] == "int8" and np.allclose(clf.predict_proba(faces).sum(1), 1, atol=1e-5)
+    assert clf.metadata["weight_bits"] == "7" and _weight_peak(clf.path) == 64 and not _runs_unfused(clf)
+
+
+def test_8bit_int8_models_run_unfused_where_the_kernels_saturate_until_requantised_to_7_bits(
+        onnx_fp32, toy, tmp_path, monkeypatch):
+    """An int8 model exported before 7-bit weights (tools/int8_weights_7bit.py rewrites one)."""
+    import importlib.util
+    import shutil
+    from pathlib import Path
+
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    from ferkit.core import runtime
+    from ferkit.export.onnx import INPUT, _set_metadata
+
+    calibration = toy.split("train").images[:64].astype(np.float32)[:, None]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.batches = iter([calibration])
+
+        def get_next(self) -> dict | None:
+            batch = next(self.batches, None)
+            return None if batch is None else {INPUT: batch}
+
+    eight, seven = tmp_path / "8bit.onnx", tmp_path / "7bit.onnx"
+    quantize_static(str(onnx_fp32.path), str(eight), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    _set_metadata(eight, {**EmotionClassifier(onnx_fp32.path).metadata, "precision": "int8"})
+    assert _weight_peak(eight) == 127
+
+    monkeypatch.setattr(runtime, "int8_kernels_saturate", lambda: True)
+    old = EmotionClassifier(eight)
+    assert _runs_unfused(old) and "weight_bits" not in old.metadata
+
+    shutil.copy(eight, seven)
+    spec = importlib.util.spec_from_file_location("int8_weights_7bit", Path(__file__).parents[1] / "tools" /
+                                                  "int8_weights_7bit.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tool.main(str(seven))
+    new = EmotionClassifier(seven)
+    assert _weight_peak(seven) == 64 and new.metadata["weight_bits"] == "7" and not _runs_unfused(new)
+    faces = toy.split("test").images
+    p_old, p_new = old.predict_proba(faces), new.predict_proba(faces)
+    assert np.abs(p_old - p_new).max() < 0.1 and (p_old.argmax(1) == p_new.argmax(1)).mean() > 0.9
+
+    monkeypatch.setattr(runtime, "int8_kernels_saturate", lambda: False)
+    assert not _runs_unfused(EmotionClassifier(eight))  # CPUs with VNNI (or without AVX2) fuse every model
 
 
 def test_a_temperature_divides_the_logits_inside_the_exported_file(checkpoint, toy, onnx_fp32, tmp_path):

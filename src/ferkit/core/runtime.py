@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import FerkitError
+from .cpuinfo import first_cpu
 
 
 class ModelError(FerkitError, ValueError):
@@ -27,40 +27,47 @@ def _ort_reason(exc: Exception) -> str:
     return found.group(1) if found else text
 
 
-@lru_cache(maxsize=1)
 def int8_kernels_saturate() -> bool:
     """Whether this is an x86 CPU with AVX2 but no VNNI, where ONNX Runtime's fused int8 convolutions multiply
-    uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit pair sums saturate: the shipped int8 default
-    lost 2.6 points of PublicTest that way on a first-generation EPYC (65.53% against 68.15%)."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if not cpuinfo.exists():
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.read_text().splitlines()
-                  if line.startswith("flags")), [])
+    uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit sums of two products saturate with 8-bit weights
+    (exact with 7-bit ones): the default model with 8-bit weights lost 2.6 points of PublicTest that way on a
+    first-generation EPYC (65.53% against 68.12%)."""
+    flags = first_cpu().get("flags", "").split()
     return "avx2" in flags and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
+
+
+def _needs_unfused_int8(session: Any) -> bool:
+    """Whether ``session``'s model is int8 with 8-bit weights (ferkit exports before ``weight_bits`` 7) and this
+    CPU's fused int8 kernels would saturate on them (:func:`int8_kernels_saturate`)."""
+    meta = session.get_modelmeta().custom_metadata_map
+    return meta.get("precision") == "int8" and meta.get("weight_bits") != "7" and int8_kernels_saturate()
 
 
 def cpu_session(path: str | Path, threads: int | None = None, fixed_dims: dict[str, int] | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` on the CPU with every core (or ``threads``) and no thread
     spinning: the face detector and the classifier run one after the other on the same cores, and
     spinning threads of one slowed the other (2x end to end in paired runs on 2 cores). ``fixed_dims``
-    pins named dynamic dimensions, so the graph is optimised for that one shape. Where
-    :func:`int8_kernels_saturate`, an int8 (QDQ) model's quantise/dequantise pairs are left unfused, so its
-    convolutions run in float on the int8-rounded values (as accurate as intended, about 20% slower). A file
-    ONNX Runtime cannot load raises :class:`ModelError`."""
+    pins named dynamic dimensions, so the graph is optimised for that one shape. An int8 model with 8-bit
+    weights on a CPU whose fused int8 kernels saturate (:func:`int8_kernels_saturate`) is opened with its
+    quantise/dequantise pairs unfused, so its convolutions run in float on the int8-rounded values (as accurate
+    as intended, 15-18% slower at batch 1 on a first-generation EPYC); ``ferkit export --int8`` writes 7-bit
+    weights, exact in the fused kernels. A file ONNX Runtime cannot load raises :class:`ModelError`."""
     import onnxruntime as ort
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if int8_kernels_saturate():
-        opts.add_session_config_entry("session.disable_quant_qdq", "1")
-    for name, value in (fixed_dims or {}).items():
-        opts.add_free_dimension_override_by_name(name, value)
-    try:
+    def open_session(unfused_int8: bool) -> Any:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if unfused_int8:
+            opts.add_session_config_entry("session.disable_quant_qdq", "1")
+        for name, value in (fixed_dims or {}).items():
+            opts.add_free_dimension_override_by_name(name, value)
         return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+    try:
+        session = open_session(unfused_int8=False)
     except Exception as exc:  # ONNX Runtime's error types (InvalidProtobuf, Fail, ...) share no narrower base
-        reason = _ort_reason(exc)
-    raise ModelError(path, f"not an ONNX model ({reason})")
+        raise ModelError(path, f"not an ONNX model ({_ort_reason(exc)})") from None
+    return open_session(unfused_int8=True) if _needs_unfused_int8(session) else session
