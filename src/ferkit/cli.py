@@ -126,7 +126,8 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
                              "TFLite needs pip install 'ferkit[tflite]'.")
     p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt)")
     p.add_argument("--format", choices=("onnx", "tflite"), default="onnx")
-    p.add_argument("--int8", action="store_true", help="static int8 quantisation, calibrated on Training images")
+    p.add_argument("--int8", action="store_true",
+                   help="static int8 quantisation (7-bit weights, exact on every CPU), calibrated on Training images")
     p.add_argument("--data", metavar="PATH", help="data set for calibration and the accuracy check "
                                                   "(default: the one the checkpoint was trained on, if present)")
     p.add_argument("--calibration-images", type=int, default=1000, help="Training images used to calibrate int8")
