@@ -33,11 +33,6 @@ def _per_channel(values: np.ndarray, array: np.ndarray, axis: int) -> np.ndarray
     return values.reshape(shape)
 
 
-def _like(factor: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``factor`` (per channel, or a scalar) shaped like the per-channel ``values``."""
-    return factor if factor.ndim == 0 else factor.reshape(values.shape)
-
-
 def requantise(model: onnx.ModelProto) -> int:
     """Rewrite ``model``'s int8 weights (and their layers' int32 biases) to 7 bits; the number of layers changed."""
     inits = {i.name: i for i in model.graph.initializer}
@@ -62,17 +57,17 @@ def requantise(model: onnx.ModelProto) -> int:
         q, scale, axis = array(q_name).astype(np.float64), array(s_name), _axis(w_dq)
         reduce = tuple(d for d in range(q.ndim) if d != axis or scale.ndim == 0)
         peak = np.maximum(np.abs(q).max(axis=reduce), 1.0)
-        factor = np.where(peak > LIMIT, LIMIT / peak, 1.0)  # q' = q * factor, scale' = scale / factor
+        factor = np.where(peak > LIMIT, LIMIT / peak, 1.0)  # shaped like scale: q' = q * factor, scale' = scale / factor
         if np.all(factor == 1.0):
             continue
         put(q_name, np.clip(np.round(q * _per_channel(factor, q, axis)), -LIMIT, LIMIT).astype(np.int8))
-        put(s_name, (scale / _like(factor, scale)).astype(scale.dtype))
+        put(s_name, (scale / factor).astype(scale.dtype))
         if len(node.input) > 2 and node.input[2] in dequantised_by:
             b_dq = dequantised_by[node.input[2]]
             b_name, bs_name = b_dq.input[0], b_dq.input[1]
             bias, bias_scale = array(b_name).astype(np.float64), array(bs_name)
-            put(b_name, np.round(bias * _like(factor, bias)).astype(np.int32))
-            put(bs_name, (bias_scale / _like(factor, bias_scale)).astype(bias_scale.dtype))
+            put(b_name, np.round(bias * factor).astype(np.int32))
+            put(bs_name, (bias_scale / factor).astype(bias_scale.dtype))
         changed += 1
     return changed
 
