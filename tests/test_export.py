@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from ferkit.core.runtime import INT8_WEIGHT_BITS
 from ferkit.evaluation.predict import predict_proba
 from ferkit.export import export
 from ferkit.inference import EmotionClassifier
@@ -29,7 +30,7 @@ def test_fp32_export_matches_pytorch(onnx_fp32, checkpoint, toy):
 def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
     res = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64)
     meta = EmotionClassifier(res.path).metadata
-    assert res.path.exists() and meta["precision"] == "int8" and meta["weight_bits"] == "7"
+    assert res.path.exists() and meta["precision"] == "int8" and meta["weight_bits"] == INT8_WEIGHT_BITS
     assert _weight_peak(res.path) == 64  # 7-bit weights, the range used: exact in every CPU's fused int8 kernels
     assert res.path.stat().st_size < 0.4 * onnx_fp32.path.stat().st_size  # int8 weights
     assert res.max_abs_diff < 0.5 and abs(res.val_acc_export - res.val_acc_torch) < 0.2
@@ -61,7 +62,7 @@ def test_shipped_int8_models_give_probabilities_that_sum_to_one(name):
     faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
     clf = EmotionClassifier(resolve_model(name))
     assert clf.metadata["precision"] == "int8" and np.allclose(clf.predict_proba(faces).sum(1), 1, atol=1e-5)
-    assert clf.metadata["weight_bits"] == "7" and _weight_peak(clf.path) == 64 and not _runs_unfused(clf)
+    assert clf.metadata["weight_bits"] == INT8_WEIGHT_BITS and _weight_peak(clf.path) == 64 and not _runs_unfused(clf)
 
 
 def test_8bit_int8_models_run_unfused_where_the_kernels_saturate_until_requantised_to_7_bits(
@@ -103,7 +104,7 @@ def test_8bit_int8_models_run_unfused_where_the_kernels_saturate_until_requantis
     spec.loader.exec_module(tool)
     tool.main(str(seven))
     new = EmotionClassifier(seven)
-    assert _weight_peak(seven) == 64 and new.metadata["weight_bits"] == "7" and not _runs_unfused(new)
+    assert _weight_peak(seven) == 64 and new.metadata["weight_bits"] == INT8_WEIGHT_BITS and not _runs_unfused(new)
     faces = toy.split("test").images
     p_old, p_new = old.predict_proba(faces), new.predict_proba(faces)
     assert np.abs(p_old - p_new).max() < 0.1 and (p_old.argmax(1) == p_new.argmax(1)).mean() > 0.9

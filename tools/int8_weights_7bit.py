@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from ferkit.core.runtime import INT8_WEIGHT_BITS
+
 LIMIT = 64
 
 
@@ -77,9 +79,9 @@ def main(path: str) -> None:
     changed = requantise(model)
     meta = {p.key: p for p in model.metadata_props}
     if "weight_bits" in meta:
-        meta["weight_bits"].value = "7"
+        meta["weight_bits"].value = INT8_WEIGHT_BITS
     else:
-        model.metadata_props.add(key="weight_bits", value="7")
+        model.metadata_props.add(key="weight_bits", value=INT8_WEIGHT_BITS)
     onnx.checker.check_model(model)
     onnx.save(model, path)
     print(f"{path}: {changed} layers requantised to 7-bit weights")

@@ -10,6 +10,10 @@ from typing import Any
 from ..errors import FerkitError
 from .cpuinfo import first_cpu
 
+INT8_WEIGHT_BITS = "7"
+"""The weight width ``ferkit export --int8`` writes, recorded as the model's ``weight_bits`` metadata: int8 weights
+within +-64, exact in the fused int8 kernels of every x86 CPU (see :func:`int8_kernels_saturate`)."""
+
 
 class ModelError(FerkitError, ValueError):
     """A model file that ONNX Runtime cannot load, or that is not one of ferkit's; the message names it."""
@@ -37,10 +41,10 @@ def int8_kernels_saturate() -> bool:
 
 
 def _needs_unfused_int8(session: Any) -> bool:
-    """Whether ``session``'s model is int8 with 8-bit weights (ferkit exports before ``weight_bits`` 7) and this
+    """Whether ``session``'s model is int8 with 8-bit weights (ferkit exports before :data:`INT8_WEIGHT_BITS`) and this
     CPU's fused int8 kernels would saturate on them (:func:`int8_kernels_saturate`)."""
     meta = session.get_modelmeta().custom_metadata_map
-    return meta.get("precision") == "int8" and meta.get("weight_bits") != "7" and int8_kernels_saturate()
+    return meta.get("precision") == "int8" and meta.get("weight_bits") != INT8_WEIGHT_BITS and int8_kernels_saturate()
 
 
 def cpu_session(path: str | Path, threads: int | None = None, fixed_dims: dict[str, int] | None = None) -> Any:

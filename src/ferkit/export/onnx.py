@@ -23,6 +23,7 @@ from torch import nn
 
 from ..core.calibration import check_temperature
 from ..core.checkpoint import Checkpoint
+from ..core.runtime import INT8_WEIGHT_BITS
 from ..errors import ConfigError
 from ..version import __version__
 
@@ -59,7 +60,7 @@ def _metadata(ckpt: Checkpoint, int8: bool, temperature: float) -> dict[str, str
     shape = ", ".join(map(str, input_shape(ckpt)))
     return {"ferkit_version": __version__, "model": ckpt.model, "classes": json.dumps(list(ckpt.classes)),
             "input": f"grey faces float32 ({shape}), values 0..255", "output": "class probabilities (N, C)",
-            "precision": "int8" if int8 else "fp32", **({"weight_bits": "7"} if int8 else {}),
+            "precision": "int8" if int8 else "fp32", **({"weight_bits": INT8_WEIGHT_BITS} if int8 else {}),
             "temperature": repr(float(temperature)),
             "val_acc": "" if ckpt.val_acc is None else str(ckpt.val_acc),
             "train_config": json.dumps(ckpt.config)}
