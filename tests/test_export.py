@@ -72,24 +72,11 @@ def test_8bit_int8_models_run_unfused_where_the_kernels_saturate_until_requantis
     import shutil
     from pathlib import Path
 
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-
     from ferkit.core import runtime
-    from ferkit.export.onnx import INPUT, _set_metadata
-
-    calibration = toy.split("train").images[:64].astype(np.float32)[:, None]
-
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.batches = iter([calibration])
-
-        def get_next(self) -> dict | None:
-            batch = next(self.batches, None)
-            return None if batch is None else {INPUT: batch}
+    from ferkit.export.onnx import _quantize_int8, _set_metadata
 
     eight, seven = tmp_path / "8bit.onnx", tmp_path / "7bit.onnx"
-    quantize_static(str(onnx_fp32.path), str(eight), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    _quantize_int8(onnx_fp32.path, eight, toy.split("train").images[:64], seven_bit_weights=False)
     _set_metadata(eight, {**EmotionClassifier(onnx_fp32.path).metadata, "precision": "int8"})
     assert _weight_peak(eight) == 127
 
