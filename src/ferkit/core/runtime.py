@@ -34,8 +34,8 @@ def _ort_reason(exc: Exception) -> str:
 def int8_kernels_saturate() -> bool:
     """Whether this is an x86 CPU with AVX2 but no VNNI, where ONNX Runtime's fused int8 convolutions multiply
     uint8 activations by int8 weights with VPMADDUBSW, whose 16-bit sums of two products saturate with 8-bit weights
-    (exact with 7-bit ones): the default model with 8-bit weights lost 2.6 points of PublicTest that way on a
-    first-generation EPYC (65.53% against 68.12%)."""
+    (exact with 7-bit ones): the default model of 2026-12-04 with 8-bit weights lost 2.6 points of PublicTest that
+    way on a first-generation EPYC (65.53% against 68.12%)."""
     flags = first_cpu().get("flags", "").split()
     return "avx2" in flags and not {"avx512_vnni", "avx_vnni", "amx_int8"} & set(flags)
 
