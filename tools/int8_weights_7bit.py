@@ -19,7 +19,7 @@ from onnx import numpy_helper
 
 from ferkit.core.runtime import INT8_WEIGHT_BITS
 
-LIMIT = 64
+LIMIT = 2 ** (int(INT8_WEIGHT_BITS) - 1)  # 64: the largest |weight| the fused kernels take exactly
 
 
 def _axis(node: onnx.NodeProto) -> int:
