@@ -168,6 +168,7 @@ def test_init_keeps_shared_class_rows_and_replaces_the_rest():
     assert torch.equal(state["head.3.weight"][:2], ref["head.3.weight"][[3, 4]])  # Happy, Sad
     assert torch.equal(state["head.3.weight"][2], fresh[2])  # Contempt: new
     assert any("2 of 3 classes (happy, Sadness)" in n for n in report.notes)
+    assert "head.3.weight" in report.loaded and not any(k.startswith("head.3.") for k in report.unused)
 
 
 def test_init_fine_tunes_the_shipped_model_on_an_image_folder(tmp_path):

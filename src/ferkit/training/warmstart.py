@@ -150,7 +150,6 @@ def init_from_checkpoint(model: nn.Module, ckpt: Checkpoint | str | Path, classe
     own = model.state_dict()
     report = LoadReport(f"{ckpt.model} checkpoint ({len(ckpt.classes)} classes)")
     take = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    report.unused = sorted(k for k in state if k not in take)
     out = output_layer(model)
     if list(classes) != list(ckpt.classes):
         rows = torch.from_numpy(label_map(tuple(c.capitalize() for c in classes),
@@ -164,6 +163,7 @@ def init_from_checkpoint(model: nn.Module, ckpt: Checkpoint | str | Path, classe
                 take[name] = fresh
         report.notes.append(f"classes differ: the output layer {out} keeps the rows of {len(kept)} of "
                             f"{len(classes)} classes ({', '.join(kept) or 'none'}); the other rows start fresh")
+    report.unused = sorted(k for k in state if k not in take)
     return _load(model, take, own, report)
 
 
