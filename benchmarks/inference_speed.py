@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import onnxruntime
 

@@ -122,7 +122,7 @@ def main() -> None:
     load_start = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         todo = measures(Path(tmp))
-        for name, measure in todo.items():  # one untimed run each: the page cache holds the packages for both
+        for measure in todo.values():  # one untimed run each: the page cache holds the packages for both
             for tree in trees.values():
                 measure(env_for(tree))
         for i in range(args.repeats):

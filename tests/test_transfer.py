@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from ferkit.core.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from ferkit.core.checkpoint import CheckpointError, load_checkpoint
 from ferkit.core.classifier import EmotionClassifier
 from ferkit.core.predict import fit_input, predict_proba, resize_faces
 from ferkit.data.synthetic import synthetic_dataset
