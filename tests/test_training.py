@@ -300,6 +300,37 @@ def test_a_distilled_run_resumes_with_its_own_teachers_probabilities(tmp_path, t
         Trainer.resume(tmp_path / "killed", dataset=toy, progress=False)
 
 
+def test_saved_teacher_probabilities_are_reused_when_they_are_this_runs_images(tmp_path, toy):
+    """`--teacher RUN/teacher_probs.npy`: the same targets as RUN's without predicting again; refused when the ids
+    saved beside it are not this run's Training images, or when the file is not probabilities."""
+    from ferkit.training.trainer import TEACHER_IDS, TEACHER_PROBS
+
+    teacher = train(dataset=toy, project=str(tmp_path), name="teacher", progress=False, **{**FAST, "epochs": 1})
+    first = train(dataset=toy, project=str(tmp_path), name="first", progress=False,
+                  **{**FAST, "epochs": 1, "teacher": [str(teacher.run_dir / "best.pt")], "teacher_tta": "tencrop"})
+    saved = first.run_dir / TEACHER_PROBS
+    assert np.array_equal(np.load(first.run_dir / TEACHER_IDS), toy.split("train").ids)
+    (teacher.run_dir / "best.pt").unlink()  # reused, the teacher itself is not needed
+    again = Trainer(TrainConfig(**FAST, project=str(tmp_path), name="again", teacher=[str(saved)]), dataset=toy,
+                    progress=False)
+    first_targets = Trainer.resume(first.run_dir, dataset=toy, progress=False).train_split.soft
+    assert np.array_equal(again.train_split.soft, first_targets)
+    assert np.array_equal(np.load(again.run_dir / TEACHER_PROBS), np.load(saved))
+
+    def refused(data, match, teachers=(str(saved),)):
+        with pytest.raises(ValueError, match=match):
+            Trainer(TrainConfig(**FAST, project=str(tmp_path), teacher=list(teachers)), dataset=data, progress=False)
+
+    refused(toy.subsample(40, seed=0), "not this run's")  # other Training images
+    refused(toy, "is the only --teacher", teachers=(str(saved), str(first.run_dir / "best.pt")))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    np.save(bad / TEACHER_PROBS, np.load(saved) * 2)
+    refused(toy, f"{TEACHER_IDS} not found", teachers=(str(bad / TEACHER_PROBS),))
+    np.save(bad / TEACHER_IDS, np.load(first.run_dir / TEACHER_IDS))
+    refused(toy, "not probabilities of 7 classes", teachers=(str(bad / TEACHER_PROBS),))
+
+
 def test_distillation_refuses_a_teacher_of_other_classes(tmp_path, toy):
     other = replace(toy, classes=tuple("abcdefg"))
     teacher = train(dataset=other, project=str(tmp_path), progress=False, **{**FAST, "epochs": 1}).run_dir / "best.pt"

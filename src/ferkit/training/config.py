@@ -83,7 +83,9 @@ class TrainConfig:
                            "warmed up as min(decay, (1+n)/(10+n)) after n steps; validation and best.pt use the "
                            "average; 0 = off", metavar="DECAY")
     teacher: list[str] = _opt(help="knowledge distillation: train towards these models' averaged probabilities on "
-                                   "Training: checkpoints, exported ONNX files or shipped models' names",
+                                   "Training: checkpoints, exported ONNX files or shipped models' names; or, alone, "
+                                   "an earlier run's teacher_probs.npy, its teachers' probabilities on the same "
+                                   "Training images (checked), reused instead of predicted again",
                               metavar="MODEL", factory=list)
     distill: float = _opt(0.5, "with --teacher: weight of the teachers' probabilities in the targets, the rest the "
                                "labels", metavar="W")
@@ -167,6 +169,8 @@ class TrainConfig:
             raise ConfigError("dropout must be in [0, 1)")
         if not 0 < self.distill <= 1:
             raise ConfigError("distill (the teacher's weight in the targets) must be in (0, 1]")
+        if len(self.teacher) > 1 and any(t.endswith(".npy") for t in self.teacher):
+            raise ConfigError("a saved teacher_probs.npy is the only --teacher: it holds its run's teachers' average")
         if self.teacher_tta not in TTA_MODES:
             raise ConfigError(f"teacher_tta must be one of {TTA_MODES}, not {self.teacher_tta!r}")
         if not 0 <= self.ema < 1:

@@ -51,6 +51,7 @@ from .optim import Schedule, build_optimizer
 from .warmstart import init_from_checkpoint, load_pretrained, set_backbone_frozen
 
 TEACHER_PROBS = "teacher_probs.npy"  # in the run folder: the teachers' mean probabilities on the Training images
+TEACHER_IDS = "teacher_ids.npy"  # beside it: the ids of those images, which a run reusing the probabilities checks
 METRIC_FIELDS = ["epoch", "stage", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "epoch_s"]
 
 
@@ -207,8 +208,10 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-            if self.teacher_probs is not None and not (self.run_dir / TEACHER_PROBS).exists():
-                np.save(self.run_dir / TEACHER_PROBS, self.teacher_probs)
+            if self.teacher_probs is not None:
+                for name, array in ((TEACHER_PROBS, self.teacher_probs), (TEACHER_IDS, self.train_split.ids)):
+                    if not (self.run_dir / name).exists():  # the ids: also for runs from before they were saved
+                        np.save(self.run_dir / name, array)
 
     def _distilled(self, split: Split, resumed_dir: Path | None) -> Split:
         """``split`` with soft targets: (1 - distill) x its labels + distill x the teachers' mean probabilities,
@@ -221,6 +224,8 @@ class Trainer:
             if probs.shape != (len(split), self.num_classes):
                 raise ConfigError(f"{cached} holds {probs.shape} probabilities, not ({len(split)}, {self.num_classes}): "
                                   "the run's data changed; delete the file to recompute the teachers' predictions")
+        elif cfg.teacher[0].endswith(".npy"):
+            probs = _reused_teacher_probs(Path(cfg.teacher[0]), split, self.num_classes)
         else:
             teachers = [load_member(t, self.device) for t in cfg.teacher]
             for path, (_, ckpt) in zip(cfg.teacher, teachers):
@@ -233,7 +238,9 @@ class Trainer:
         soft = (1 - cfg.distill) * labels + cfg.distill * probs
         if self.progress:
             agree = float((probs.argmax(1) == split.labels).mean())
-            tqdm.write(f"distilling {len(cfg.teacher)} teacher(s) (tta={cfg.teacher_tta}, weight {cfg.distill}): "
+            source = (f"the saved teacher probabilities {cfg.teacher[0]} (" if cfg.teacher[0].endswith(".npy")
+                      else f"{len(cfg.teacher)} teacher(s) (tta={cfg.teacher_tta}, ")
+            tqdm.write(f"distilling {source}weight {cfg.distill}): "
                        f"they agree with {agree:.1%} of the Training labels")
         return replace(split, soft=soft.astype(np.float32))
 
@@ -531,6 +538,26 @@ class Trainer:
         rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=self.generator)))
         replay = rng.choice(right, size=min(len(right), len(wrong)), replace=False)
         return np.concatenate([wrong, replay])
+
+
+def _reused_teacher_probs(path: Path, split: Split, num_classes: int) -> np.ndarray:
+    """An earlier run's saved teacher probabilities (``--teacher RUN/teacher_probs.npy``), after checking that they
+    are probabilities for ``num_classes`` classes and that the ids saved beside them are ``split``'s, in order."""
+    ids_path = path.with_name(TEACHER_IDS)
+    try:
+        probs, ids = np.load(path, allow_pickle=False), np.load(ids_path, allow_pickle=False)
+    except FileNotFoundError as exc:
+        raise ConfigError(f"teacher {path}: {exc.filename} not found (runs save {TEACHER_PROBS} and {TEACHER_IDS} "
+                          "side by side)") from None
+    except ValueError as exc:
+        raise ConfigError(f"teacher {path}: not a saved array ({exc})") from None
+    if (probs.ndim != 2 or probs.shape[1] != num_classes or not np.issubdtype(probs.dtype, np.floating)
+            or not np.isfinite(probs).all() or (probs < 0).any() or not np.allclose(probs.sum(1), 1, atol=1e-3)):
+        raise ConfigError(f"teacher {path}: not probabilities of {num_classes} classes, one row per Training image")
+    if ids.shape != (len(probs),) or not np.array_equal(ids, split.ids):
+        raise ConfigError(f"teacher {path}: its run's Training images are not this run's ({len(probs)} against "
+                          f"{len(split)}, or other rows): use the same --data, --labels, --limit and split settings")
+    return probs.astype(np.float32)
 
 
 def train(resume: str | Path | None = None, dataset: FERDataset | None = None, progress: bool = True,
