@@ -1,9 +1,10 @@
-"""The accuracy campaign's PublicTest curves (issue 14), one line per attempt, as a PNG.
+"""PublicTest curves of issue 14's long runs (the campaign's attempts, the flagship, the distilled defaults), as a PNG.
 
     .venv/bin/python benchmarks/campaign_curve.py [--out benchmarks/campaign/curve.png]
 
 Reads every ``benchmarks/campaign/*.csv`` (columns ``epoch`` and ``val_acc``: a run's metrics.csv, copied
-into the repository at the end of each working stretch, since runs/ is lost when the machine is replaced).
+into the repository at the end of each working stretch, since runs/ is lost when the machine is replaced); the
+file name says the run and its network.
 """
 
 from __future__ import annotations
@@ -30,9 +31,9 @@ def main() -> None:
     for path in sorted(HERE.glob("*.csv")):
         epochs, acc = read_curve(path)
         ax.plot(epochs, acc, "o-", ms=3, label=f"{path.stem} (best {max(acc):.2f}% at epoch {epochs[acc.index(max(acc))]})")
-    ax.set_xlabel("epoch (of 120)")
+    ax.set_xlabel("epoch")
     ax.set_ylabel("PublicTest accuracy, EMA weights (%)")
-    ax.set_title("resnet_m campaign: PublicTest (selection split) per epoch")
+    ax.set_title("issue 14's runs: PublicTest (selection split) per epoch")
     ax.grid(alpha=0.3)
     ax.legend()
     print(f"wrote {save_figure(fig, args.out, dpi=100)}")
