@@ -218,13 +218,14 @@ class Trainer:
         computed once and kept in the run folder, from which a resumed run reads them (the same targets, even if
         a teacher file, or the model a shipped name stands for, changed in between)."""
         cfg = self.cfg
+        saved_probs = cfg.teacher[0].endswith(".npy")  # --teacher RUN/teacher_probs.npy (a single teacher: config)
         cached = resumed_dir / TEACHER_PROBS if resumed_dir is not None else None
         if cached is not None and cached.exists():
             probs = np.load(cached)
             if probs.shape != (len(split), self.num_classes):
                 raise ConfigError(f"{cached} holds {probs.shape} probabilities, not ({len(split)}, {self.num_classes}): "
                                   "the run's data changed; delete the file to recompute the teachers' predictions")
-        elif cfg.teacher[0].endswith(".npy"):
+        elif saved_probs:
             probs = _reused_teacher_probs(Path(cfg.teacher[0]), split, self.num_classes)
         else:
             teachers = [load_member(t, self.device) for t in cfg.teacher]
@@ -238,7 +239,7 @@ class Trainer:
         soft = (1 - cfg.distill) * labels + cfg.distill * probs
         if self.progress:
             agree = float((probs.argmax(1) == split.labels).mean())
-            source = (f"the saved teacher probabilities {cfg.teacher[0]} (" if cfg.teacher[0].endswith(".npy")
+            source = (f"the saved teacher probabilities {cfg.teacher[0]} (" if saved_probs
                       else f"{len(cfg.teacher)} teacher(s) (tta={cfg.teacher_tta}, ")
             tqdm.write(f"distilling {source}weight {cfg.distill}): "
                        f"they agree with {agree:.1%} of the Training labels")
