@@ -214,3 +214,30 @@ def test_old_flag_spellings_still_work_with_a_warning(capsys, argv, dest, value,
 def test_help_names_the_deprecated_spellings(capsys, command):
     text = command_help(capsys, command)
     assert "--weights NAME|ONNX, --model NAME|ONNX" in text and "(--model: deprecated alias" in text
+
+
+@pytest.mark.parametrize("omp, expected", [("1", 1), (" 1 ", 1), ("0", None), ("two", None), ("", None)])
+def test_threads_default_to_omp_num_threads_else_every_core(monkeypatch, omp, expected):
+    """Without --threads, training (PyTorch) and inference (ONNX Runtime) take $OMP_NUM_THREADS, the usual way
+    to share a machine's cores between jobs; a value that is not a positive whole number means every core."""
+    import os
+
+    import torch
+
+    from ferkit.core.device import setup_device
+    from ferkit.core.runtime import cpu_session
+    from ferkit.core.shipped import default_model_path
+
+    cores = len(os.sched_getaffinity(0))
+    expected = expected or cores
+    monkeypatch.setenv("OMP_NUM_THREADS", omp)
+    before = torch.get_num_threads()
+    try:
+        setup_device("cpu")
+        assert torch.get_num_threads() == expected
+        setup_device("cpu", threads=3)  # --threads wins
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    assert cpu_session(default_model_path()).get_session_options().intra_op_num_threads == expected
+    assert cpu_session(default_model_path(), threads=3).get_session_options().intra_op_num_threads == 3

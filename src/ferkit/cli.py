@@ -189,7 +189,7 @@ def _predict_parser(sub: argparse._SubParsersAction) -> None:
     _add_with_alias(p, "--ray-workers", "--workers", type=int, metavar="N", dest="ray_workers",
                     help="--engine ray: number of Ray workers, one CPU each (default: every CPU of the Ray cluster)")
     p.add_argument("--threads", type=int, metavar="N",
-                   help="ONNX Runtime threads per model (default: all cores for local, 1 per Ray worker)")
+                   help="ONNX Runtime threads per model (default: $OMP_NUM_THREADS or all cores for local, 1 per Ray worker)")
     _add_with_alias(p, "--batch-size", "--batch", type=int, default=16, metavar="N", dest="batch_size",
                     help="images read and classified together, and appended together (default 16); with --engine ray "
                         "also the images of one Ray task: larger batches cut the driver's per-task cost")

@@ -1,7 +1,8 @@
-"""The CPU as Linux describes it in /proc/cpuinfo."""
+"""The CPU as Linux describes it in /proc/cpuinfo, and how many of its cores to use."""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -18,3 +19,10 @@ def first_cpu() -> dict[str, str]:
             break  # the blank line after the first processor
         fields.setdefault(key.strip(), value.strip())
     return fields
+
+
+def default_threads() -> int:
+    """The CPU threads to use when none are asked for: ``$OMP_NUM_THREADS`` where it is a positive whole number
+    (the usual way to share a machine's cores between jobs), else every core this process may run on."""
+    value = os.environ.get("OMP_NUM_THREADS", "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else len(os.sched_getaffinity(0))

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 
 import torch
 
 from ..errors import DeviceError
+from .cpuinfo import default_threads
 
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX = -1, -2, -4
 
@@ -42,7 +42,7 @@ def setup_device(device: str, threads: int | None = None) -> torch.device:
     """Pick the device and apply the fast path for it."""
     dev = resolve_device(device)
     if dev.type == "cpu":
-        torch.set_num_threads(threads or len(os.sched_getaffinity(0)))
+        torch.set_num_threads(threads or default_threads())
         tune_allocator()
     else:
         torch.backends.cudnn.benchmark = True

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from ..errors import FerkitError
-from .cpuinfo import first_cpu
+from .cpuinfo import default_threads, first_cpu
 
 INT8_WEIGHT_BITS = "7"
 """The weight width ``ferkit export --int8`` writes, recorded as the model's ``weight_bits`` metadata: int8 weights
@@ -48,8 +47,8 @@ def _needs_unfused_int8(session: Any) -> bool:
 
 
 def cpu_session(path: str | Path, threads: int | None = None, fixed_dims: dict[str, int] | None = None) -> Any:
-    """An ``onnxruntime.InferenceSession`` on the CPU with every core (or ``threads``) and no thread
-    spinning: the face detector and the classifier run one after the other on the same cores, and
+    """An ``onnxruntime.InferenceSession`` on the CPU with every core (or ``threads``, or ``$OMP_NUM_THREADS``) and
+    no thread spinning: the face detector and the classifier run one after the other on the same cores, and
     spinning threads of one slowed the other (2x end to end in paired runs on 2 cores). ``fixed_dims``
     pins named dynamic dimensions, so the graph is optimised for that one shape. An int8 model with 8-bit
     weights on a CPU whose fused int8 kernels saturate (:func:`int8_kernels_saturate`) is opened with its
@@ -60,7 +59,7 @@ def cpu_session(path: str | Path, threads: int | None = None, fixed_dims: dict[s
 
     def open_session(unfused_int8: bool) -> Any:
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")

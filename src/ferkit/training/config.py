@@ -28,7 +28,7 @@ RESUMABLE = ("epochs", "patience", "finetune_hard", "device", "threads", "save_m
 """The settings ``--resume`` may change; every other one is the run's own."""
 MACHINE = ("device", "threads")
 """Settings of the machine, not of the run: ``ferkit train --resume`` takes them from its own flags (defaults: the
-auto device, all cores), not from the run it continues."""
+auto device, $OMP_NUM_THREADS or all cores), not from the run it continues."""
 RETIRED_KEYS: frozenset[str] = frozenset()
 """Keys an old ``config.json`` may hold that are no longer settings, dropped when it is read. None so far: every
 field since the first release is still a field (old configs only lack newer fields, which take their defaults)."""
@@ -107,7 +107,7 @@ class TrainConfig:
                               metavar="EPOCHS")
     seed: int = _opt(0, "seed of the initial weights, the batch order and the augmentation")
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda, cuda:1 ...")
-    threads: int | None = _opt(None, "CPU threads", default_help="all cores")
+    threads: int | None = _opt(None, "CPU threads", default_help="$OMP_NUM_THREADS if set, else all cores")
     save_minutes: float = _opt(15.0, "also write last.pt inside an epoch once N minutes have passed since the last "
                                      "write, so a kill loses at most that much (--resume continues mid-epoch, "
                                      "exactly); 0 = at epoch ends only", metavar="N")
