@@ -113,7 +113,7 @@ def checkpoint(toy, tmp_path_factory):
     from ferkit.training import train
 
     run = train(dataset=toy, project=str(tmp_path_factory.mktemp("runs")), progress=False, model="resnet_s",
-                data="synthetic", epochs=2, batch_size=32, optimizer="adamw", lr=3e-3, threads=2)
+                data="synthetic", epochs=2, batch_size=32, optimizer="adamw", lr=3e-3)
     return run.run_dir / "best.pt"
 
 

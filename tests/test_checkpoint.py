@@ -15,7 +15,7 @@ from ferkit.data.dataset import load_dataset
 from ferkit.data.synthetic import synthetic_dataset
 from ferkit.training import Trainer, train
 
-FAST = dict(model="resnet_s", data="synthetic", epochs=2, batch_size=32, threads=2)
+FAST = dict(model="resnet_s", data="synthetic", epochs=2, batch_size=32)
 # The keys the trainer wrote before the Checkpoint type (code as of 2026-12-03 14:15), per file.
 OLD_BEST = {"format", "model", "classes", "input_size", "mean", "std", "config", "state_dict", "epoch", "stage",
             "val_acc"}

@@ -79,7 +79,7 @@ def test_ten_crops_follow_the_input_size():
 def trained(tmp_path_factory):
     data = synthetic_dataset(per_class=(24, 8, 8), seed=3)
     run = train(dataset=data, project=str(tmp_path_factory.mktemp("runs")), progress=False, model="resnet_s",
-                data="synthetic", epochs=2, batch_size=32, optimizer="adamw", lr=3e-3, threads=2)
+                data="synthetic", epochs=2, batch_size=32, optimizer="adamw", lr=3e-3)
     return data, run
 
 
@@ -166,7 +166,7 @@ def test_evaluate_on_real_privatetest_dedup(trained, fer2013, tmp_path):
 def test_ensemble_averages_the_members_probabilities(trained, tmp_path):
     data, run = trained
     other = train(dataset=data, project=str(tmp_path / "runs"), progress=False, model="webcam_cnn", data="synthetic",
-                  epochs=1, batch_size=32, optimizer="adamw", lr=3e-3, threads=2, seed=7)
+                  epochs=1, batch_size=32, optimizer="adamw", lr=3e-3, seed=7)
     members = [evaluate(r.run_dir / "best.pt", data=data, split="test", tta="flip", progress=False,
                         out=tmp_path / f"m{i}") for i, r in enumerate((run, other))]
     assert not np.allclose(members[0].probs, members[1].probs, atol=1e-3)
@@ -184,7 +184,7 @@ def test_ensemble_needs_one_label_set(trained, tmp_path):
     data, run = trained
     ferplus = replace(data, classes=FERPLUS_CLASSES[:7])
     other = train(dataset=ferplus, project=str(tmp_path), progress=False, model="resnet_s", data="synthetic",
-                  epochs=1, batch_size=32, threads=2)
+                  epochs=1, batch_size=32)
     with pytest.raises(ValueError, match="an ensemble needs models of one label set"):
         evaluate([run.run_dir, other.run_dir], data=data, progress=False, out=tmp_path / "ens")
 

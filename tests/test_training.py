@@ -17,7 +17,7 @@ from ferkit.evaluation.predict import predict_proba
 from ferkit.training import Trainer, TrainConfig, load_checkpoint, model_from_checkpoint, train
 from ferkit.training.trainer import class_weight_vector, ema_with_warmup
 
-FAST = dict(model="resnet_s", data="synthetic", epochs=2, batch_size=32, threads=2)
+FAST = dict(model="resnet_s", data="synthetic", epochs=2, batch_size=32)
 
 
 @pytest.fixture(scope="module")
@@ -175,7 +175,7 @@ def test_killed_process_resumes_exactly(tmp_path):
     _write_csv(data, synthetic_dataset(per_class=(40, 6, 6), seed=2))
     env = {**os.environ, "FERKIT_CACHE_DIR": str(tmp_path / "cache")}
     base = [sys.executable, "-m", "ferkit", "train", "--model", "resnet_s", "--data", str(data), "--epochs", "4",
-            "--batch-size", "16", "--threads", "2", "--quiet", "--project", str(tmp_path)]
+            "--batch-size", "16", "--quiet", "--project", str(tmp_path)]
     subprocess.run(base + ["--name", "straight"], check=True, env=env, capture_output=True)
     proc = subprocess.Popen(base + ["--name", "killed"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     last = tmp_path / "killed" / "last.pt"
@@ -392,7 +392,7 @@ def test_tiny_fer2013_run_beats_chance(tmp_path, fer2013):
     """A few minutes' worth of real FER2013 (a subset) must beat the majority-class baseline."""
     data = fer2013.subsample(2400, seed=0)
     r = train(dataset=data, project=str(tmp_path), progress=False, model="resnet_s", data="fer2013-subset", epochs=4,
-              batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle", threads=2)
+              batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle")
     val = data.split("val")
     majority = np.bincount(val.labels).max() / len(val)
     assert r.best_val_acc > majority + 0.05, (r.best_val_acc, majority)
