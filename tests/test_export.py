@@ -183,3 +183,24 @@ def test_classifier_rejects_foreign_models_and_bad_shapes(onnx_fp32, tmp_path):
     with pytest.raises(ValueError, match="48, 48"):
         clf.predict_proba(np.zeros((2, 64, 64), np.uint8))
     assert clf.predict_proba(np.zeros((0, 48, 48), np.uint8)).shape == (0, 7)
+
+
+def test_a_checkpoint_recovered_from_an_exported_file_computes_what_the_file_does(checkpoint, toy, onnx_fp32, tmp_path):
+    """tools/checkpoint_from_onnx.py: the weights of an fp32 or int8 export back in a trainable checkpoint."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("checkpoint_from_onnx", Path(__file__).parents[1] / "tools" /
+                                                  "checkpoint_from_onnx.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    int8 = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64).path
+    faces, train = toy.split("test").images, toy.split("train").images
+    for path, tolerance in ((onnx_fp32.path, 1e-4), (int8, 0.1)):
+        ckpt = tool.recover(path, train)
+        ckpt.save(tmp_path / "recovered.pt")
+        model, loaded = model_from_checkpoint(tmp_path / "recovered.pt")
+        got = predict_proba(model, faces, loaded["mean"], loaded["std"])
+        want = EmotionClassifier(path).predict_proba(faces)
+        assert np.abs(got - want).max() < tolerance and (got.argmax(1) == want.argmax(1)).mean() > 0.9
+        assert loaded.model == "resnet_s" and loaded.config["epochs"] == 2
