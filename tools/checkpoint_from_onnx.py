@@ -53,7 +53,7 @@ def _layer_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> dic
     layers = {}
     for node in model.graph.node:
         if node.op_type in ("Conv", "Gemm"):
-            weight_name = node.input[1].removesuffix("_DequantizeLinear_Output").removesuffix("_dequantized")
+            weight_name = node.input[1].removesuffix("_DequantizeLinear_Output")
             module = weight_name.removeprefix("model.").removesuffix(".weight")
             weight = values[node.input[1]]
             if node.op_type == "Gemm" and not any(a.name == "transB" and a.i for a in node.attribute):
