@@ -89,8 +89,9 @@ class TrainConfig:
                               metavar="MODEL", factory=list)
     distill: float = _opt(0.5, "with --teacher: weight of the teachers' probabilities in the targets, the rest the "
                                "labels", metavar="W")
-    teacher_tta: str = _opt("flip", "with --teacher: test-time augmentation of the teachers' predictions",
-                            choices=TTA_MODES)
+    teacher_tta: str = _opt("flip", "with --teacher: test-time augmentation of the teachers' predictions (not "
+                                    "used with a saved teacher_probs.npy: its run's config.json says how it was "
+                                    "predicted)", choices=TTA_MODES)
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # flat flags: --flip ... --crop, --no-augment
     class_weights: str = _opt("none", "loss weights against class imbalance (Disgust is 1.5%% of FER2013)",
                               choices=CLASS_WEIGHTS)
