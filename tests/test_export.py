@@ -55,13 +55,14 @@ def _runs_unfused(clf: EmotionClassifier) -> bool:
         return False
 
 
-@pytest.mark.parametrize("name", ["default", "flagship"])
+@pytest.mark.parametrize("name", ["default", "flagship", "ferplus"])
 def test_shipped_int8_models_give_probabilities_that_sum_to_one(name):
     from ferkit.core.shipped import resolve_model
 
     faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
     clf = EmotionClassifier(resolve_model(name))
     assert clf.metadata["precision"] == "int8" and np.allclose(clf.predict_proba(faces).sum(1), 1, atol=1e-5)
+    assert clf.classes[-1] == "Contempt" if name == "ferplus" else len(clf.classes) == 7
     assert clf.metadata["weight_bits"] == INT8_WEIGHT_BITS and _weight_peak(clf.path) == 64 and not _runs_unfused(clf)
 
 
