@@ -11,7 +11,9 @@ with the statistics of that input measured on ``--images`` Training faces: gamma
 channel, running mean and variance the same. In eval mode it computes the folded network exactly; in train mode,
 where batch statistics replace the running ones, nearly so, so training resumes where the file left off. The
 input normalisation (mean, std) comes from the graph's first Mul and Sub; the temperature, a Div after the logits,
-is left out. The checkpoint's ``config`` is the file's ``train_config``.
+is left out. The checkpoint's ``config`` is the file's ``train_config``. It takes the registry's grey-input networks
+whose every convolution is followed by a BatchNorm in the same Sequential (the ResNet, VGG and MobileNet families);
+for others it says which layer it cannot place.
 """
 
 from __future__ import annotations
