@@ -317,8 +317,8 @@ def test_empty_file_or_header_only(tmp_path, content, message, suffix):
 
 @pytest.mark.parametrize("name, content", [
     ("broken.csv.gz", b"this is not gzip data"),
-    ("truncated.csv.gz", gzip.compress(b"emotion,pixels,Usage\n" + b"3," + b"1 " * 3000)[:200]),
-    ("broken.tar.gz", gzip.compress(b"not a tar archive" * 100)),
+    ("truncated.csv.gz", gzip.compress(b"emotion,pixels,Usage\n" + b"3," + b"1 " * 3000, mtime=0)[:200]),
+    ("broken.tar.gz", gzip.compress(b"not a tar archive" * 100, mtime=0)),
     ("latin1.csv", "emotion,pixels,Usage\xe9\n".encode("latin-1")),
 ])
 def test_unreadable_file_is_a_data_error(tmp_path, name, content):
