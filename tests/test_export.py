@@ -1,8 +1,10 @@
 """ONNX (fp32, int8) and TFLite export and their parity with PyTorch; the ONNX classifier's checks."""
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -48,6 +50,14 @@ def _weight_peak(path) -> int:
     return max(int(np.abs(w.astype(np.int32)).max()) for w in weights)
 
 
+def _tool(name: str):
+    """The script tools/NAME.py, imported as a module."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "tools" / f"{name}.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 def _runs_unfused(clf: EmotionClassifier) -> bool:
     try:
         return clf.session.get_session_options().get_session_config_entry("session.disable_quant_qdq") == "1"
@@ -62,16 +72,14 @@ def test_shipped_int8_models_give_probabilities_that_sum_to_one(name):
     faces = np.random.default_rng(0).integers(0, 256, (16, 48, 48), dtype=np.uint8)
     clf = EmotionClassifier(resolve_model(name))
     assert clf.metadata["precision"] == "int8" and np.allclose(clf.predict_proba(faces).sum(1), 1, atol=1e-5)
-    assert clf.classes[-1] == "Contempt" if name == "ferplus" else len(clf.classes) == 7
+    assert (clf.classes[-1] == "Contempt") if name == "ferplus" else (len(clf.classes) == 7)
     assert clf.metadata["weight_bits"] == INT8_WEIGHT_BITS and _weight_peak(clf.path) == 64 and not _runs_unfused(clf)
 
 
 def test_8bit_int8_models_run_unfused_where_the_kernels_saturate_until_requantised_to_7_bits(
         onnx_fp32, toy, tmp_path, monkeypatch):
     """An int8 model exported before 7-bit weights (tools/int8_weights_7bit.py rewrites one)."""
-    import importlib.util
     import shutil
-    from pathlib import Path
 
     from ferkit.core import runtime
     from ferkit.export.onnx import _quantize_int8, _set_metadata
@@ -86,10 +94,7 @@ def test_8bit_int8_models_run_unfused_where_the_kernels_saturate_until_requantis
     assert _runs_unfused(old) and "weight_bits" not in old.metadata
 
     shutil.copy(eight, seven)
-    spec = importlib.util.spec_from_file_location("int8_weights_7bit", Path(__file__).parents[1] / "tools" /
-                                                  "int8_weights_7bit.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _tool("int8_weights_7bit")
     tool.main(str(seven))
     new = EmotionClassifier(seven)
     assert _weight_peak(seven) == 64 and new.metadata["weight_bits"] == INT8_WEIGHT_BITS and not _runs_unfused(new)
@@ -161,8 +166,6 @@ def test_tflite_export_matches_pytorch(checkpoint, toy, tmp_path):
 
 
 def test_tflite_without_the_extra_is_a_clear_error(checkpoint, tmp_path):
-    import importlib.util
-
     if importlib.util.find_spec("litert_torch") is not None:
         pytest.skip("litert-torch is installed here")
     r = subprocess.run([sys.executable, "-m", "ferkit", "export", str(checkpoint), "--format", "tflite", "--out",
@@ -188,13 +191,7 @@ def test_classifier_rejects_foreign_models_and_bad_shapes(onnx_fp32, tmp_path):
 
 def test_a_checkpoint_recovered_from_an_exported_file_computes_what_the_file_does(checkpoint, toy, onnx_fp32, tmp_path):
     """tools/checkpoint_from_onnx.py: the weights of an fp32 or int8 export back in a trainable checkpoint."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("checkpoint_from_onnx", Path(__file__).parents[1] / "tools" /
-                                                  "checkpoint_from_onnx.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _tool("checkpoint_from_onnx")
     int8 = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64).path
     faces, train = toy.split("test").images, toy.split("train").images
     for path, tolerance in ((onnx_fp32.path, 1e-4), (int8, 0.1)):

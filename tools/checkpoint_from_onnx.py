@@ -29,6 +29,7 @@ from onnx import numpy_helper
 from torch import nn
 
 from ferkit.core.checkpoint import Checkpoint
+from ferkit.core.predict import to_input
 from ferkit.data import load_dataset
 from ferkit.models import create_model
 
@@ -106,13 +107,13 @@ def recover(onnx_path: Path, images: np.ndarray) -> Checkpoint:
     sums = {id(conv): [0.0, 0.0, 0] for conv, _ in conv_bn}
 
     def measure(conv: nn.Module, _: tuple, out: torch.Tensor) -> None:
-        s = sums[id(conv)]
-        s[0] += out.double().sum((0, 2, 3))
-        s[1] += (out.double() ** 2).sum((0, 2, 3))
+        s, y = sums[id(conv)], out.double()
+        s[0] += y.sum((0, 2, 3))
+        s[1] += (y ** 2).sum((0, 2, 3))
         s[2] += out.numel() // out.shape[1]
 
     hooks = [conv.register_forward_hook(measure) for conv, _ in conv_bn]
-    x = (torch.from_numpy(images).float().unsqueeze(1) / 255.0 - mean) / std
+    x = to_input(images, mean, std)
     with torch.no_grad():
         for batch in x.split(256):
             net(batch)
