@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from ferkit.core.checkpoint import Checkpoint
+from ferkit.core.predict import to_input
 from ferkit.core.runtime import INT8_WEIGHT_BITS
 from ferkit.evaluation.predict import predict_proba
 from ferkit.export import export
@@ -202,3 +204,30 @@ def test_a_checkpoint_recovered_from_an_exported_file_computes_what_the_file_doe
         want = EmotionClassifier(path).predict_proba(faces)
         assert np.abs(got - want).max() < tolerance and (got.argmax(1) == want.argmax(1)).mean() > 0.9
         assert loaded.model == "resnet_s" and loaded.config["epochs"] == 2
+
+
+def test_a_soup_averages_the_weights_and_measures_each_batchnorm_on_the_faces(checkpoint, toy):
+    """tools/soup_checkpoints.py: floating tensors averaged, BatchNorm statistics those of the faces."""
+    import torch
+
+    tool = _tool("soup_checkpoints")
+    a = Checkpoint.load(checkpoint)
+    b = Checkpoint(**{**a.__dict__, "state_dict": {k: v + 0.01 if v.is_floating_point() else v
+                                                   for k, v in a.state_dict.items()}})
+    soup = tool.average([a, b])
+    name = next(k for k, v in a.state_dict.items() if v.ndim == 4)  # the first convolution's weight
+    assert torch.allclose(soup.state_dict[name], a.state_dict[name] + 0.005, atol=1e-6)
+    faces = toy.split("train").images
+    measured = tool.measure_batchnorms(soup, faces, batch=len(faces))
+    net = soup.build_model()
+    conv = next(m for m in net.modules() if isinstance(m, torch.nn.Conv2d))
+    seen = []
+    conv.register_forward_hook(lambda module, inputs, out: seen.append(out))
+    with torch.no_grad():
+        net(to_input(faces, soup.mean, soup.std))
+    bn = next(k for k in a.state_dict if k.endswith("running_mean")).removesuffix("running_mean")  # the conv's
+    assert torch.allclose(measured.state_dict[bn + "running_mean"], seen[0].mean((0, 2, 3)), atol=1e-5)
+    assert torch.allclose(measured.state_dict[bn + "running_var"], seen[0].var((0, 2, 3)), rtol=1e-4)
+    other = Checkpoint(**{**a.__dict__, "classes": a.classes[::-1]})
+    with pytest.raises(SystemExit, match="differ"):
+        tool.average([a, other])

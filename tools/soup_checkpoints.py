@@ -1,0 +1,81 @@
+"""Average the weights of several checkpoints of one network (a "model soup", Wortsman et al. 2022), then measure
+each BatchNorm's running statistics afresh on Training faces, and write the result as one checkpoint.
+
+    .venv/bin/python tools/soup_checkpoints.py runs/soup/best.pt runs/a/best.pt runs/b/best.pt \\
+        --data ../shared/data/fer2013.csv.gz
+
+It pays off for runs that start from the same weights (warm restarts or fine-tunes of one checkpoint, other seeds):
+their weights stay in one basin, where the average is often better than each member, at the cost of one model.
+Averaged BatchNorm statistics do not describe the averaged network's activations, so they are measured again:
+each BatchNorm's running mean and variance over ``--images`` Training faces (no augmentation), in one pass with
+cumulative averaging. Choose a soup, like any checkpoint, on PublicTest. The checkpoint keeps the first member's
+training configuration and classes; the members must share network, classes, input size and normalisation.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ferkit.core.checkpoint import Checkpoint, load_checkpoint
+from ferkit.core.predict import fit_input, to_input
+
+
+def average(members: list[Checkpoint]) -> Checkpoint:
+    """One checkpoint whose floating-point tensors are the members' means (integer ones, the first member's)."""
+    first = members[0]
+    for other in members[1:]:
+        same = (other.model, other.classes, other.input_size, other.channels, other.mean, other.std)
+        if same != (first.model, first.classes, first.input_size, first.channels, first.mean, first.std):
+            raise SystemExit(f"the members differ in network, classes, input or normalisation: {first.model} "
+                             f"{first.classes} and {other.model} {other.classes}")
+    state = {}
+    for key, tensor in first.state_dict.items():
+        if tensor.is_floating_point():
+            state[key] = (sum(m.state_dict[key].double() for m in members) / len(members)).to(tensor.dtype)
+        else:
+            state[key] = tensor.clone()
+    return Checkpoint(**{**first.inference_only().__dict__, "state_dict": state, "epoch": None, "val_acc": None})
+
+
+def measure_batchnorms(ckpt: Checkpoint, images: np.ndarray, batch: int = 256) -> Checkpoint:
+    """``ckpt`` with each BatchNorm's running mean and variance those of its input over ``images`` (N, H, W) uint8."""
+    net = ckpt.build_model()
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average over the batches
+    net.train()
+    with torch.no_grad():
+        for start in range(0, len(images), batch):
+            x = to_input(images[start:start + batch], ckpt.mean, ckpt.std)
+            net(fit_input(x, ckpt.input_size, ckpt.channels))
+    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    return Checkpoint(**{**ckpt.__dict__, "state_dict": state})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path, help="the checkpoint to write (.pt)")
+    parser.add_argument("members", type=Path, nargs="+", help="checkpoints (or run folders: their best.pt)")
+    parser.add_argument("--data", required=True, help="the data set whose Training faces measure the BatchNorms")
+    parser.add_argument("--images", type=int, default=8192, help="how many Training faces (default 8192)")
+    args = parser.parse_args()
+    if len(args.members) < 2:
+        parser.error("give at least two checkpoints to average")
+    soup = average([load_checkpoint(p) for p in args.members])
+    train = soup.dataset(args.data).split("Training")
+    pick = np.sort(np.random.default_rng(0).permutation(len(train.images))[: args.images])
+    soup = measure_batchnorms(soup, train.images[pick])
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    soup.save(args.out)
+    print(f"{args.out}: the mean of {len(args.members)} {soup.model} checkpoints, BatchNorms measured on "
+          f"{len(pick)} Training faces")
+
+
+if __name__ == "__main__":
+    main()
