@@ -9,7 +9,8 @@ their weights stay in one basin, where the average is often better than each mem
 Averaged BatchNorm statistics do not describe the averaged network's activations, so they are measured again:
 each BatchNorm's running mean and variance over ``--images`` Training faces (no augmentation), in one pass with
 cumulative averaging. Choose a soup, like any checkpoint, on PublicTest. The checkpoint keeps the first member's
-training configuration and classes; the members must share network, classes, input size and normalisation.
+training configuration and classes, its run name that of OUT's folder; the members must share network, classes,
+input size and normalisation.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ def main() -> None:
     train = soup.dataset(args.data).split("Training")
     pick = np.sort(np.random.default_rng(0).permutation(len(train.images))[: args.images])
     soup = measure_batchnorms(soup, train.images[pick])
+    soup.config = {**soup.config, "name": args.out.resolve().parent.name}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     soup.save(args.out)
     print(f"{args.out}: the mean of {len(args.members)} {soup.model} checkpoints, BatchNorms measured on "
