@@ -27,7 +27,7 @@ TIMEOUT_MS = 60_000
 # shipped default is static int8, whose activation steps turn those grey levels into larger differences:
 # 0.05 for it (measured 0.0345 on 11 faces with the default of 2026-12-04 morning, 0.0230 with the one since,
 # 0.0234 with its 7-bit weights of 2026-12-05, 0.0131 with kdm40-resnet_sw, the default on 2026-12-05 morning,
-# 0.0201 with kdr12-resnet_sw, the default since).
+# 0.0201 with kdr12-resnet_sw, the default that afternoon, 0.0346 with soup-kdr12, the default since).
 BOX_PX, PROB_TOL, INT8_PROB_TOL = 2, 0.03, 0.05
 
 
