@@ -19,8 +19,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
+from torch.optim.swa_utils import update_bn
 
 from ferkit.core.checkpoint import Checkpoint, load_checkpoint
 from ferkit.core.predict import fit_input, to_input
@@ -28,10 +27,12 @@ from ferkit.core.predict import fit_input, to_input
 
 def average(members: list[Checkpoint]) -> Checkpoint:
     """One checkpoint whose floating-point tensors are the members' means (integer ones, the first member's)."""
+    def kind(c: Checkpoint) -> tuple:
+        return c.model, c.classes, c.input_size, c.channels, c.mean, c.std
+
     first = members[0]
     for other in members[1:]:
-        same = (other.model, other.classes, other.input_size, other.channels, other.mean, other.std)
-        if same != (first.model, first.classes, first.input_size, first.channels, first.mean, first.std):
+        if kind(other) != kind(first):
             raise SystemExit(f"the members differ in network, classes, input or normalisation: {first.model} "
                              f"{first.classes} and {other.model} {other.classes}")
     state = {}
@@ -46,15 +47,9 @@ def average(members: list[Checkpoint]) -> Checkpoint:
 def measure_batchnorms(ckpt: Checkpoint, images: np.ndarray, batch: int = 256) -> Checkpoint:
     """``ckpt`` with each BatchNorm's running mean and variance those of its input over ``images`` (N, H, W) uint8."""
     net = ckpt.build_model()
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    for bn in norms:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over the batches
-    net.train()
-    with torch.no_grad():
-        for start in range(0, len(images), batch):
-            x = to_input(images[start:start + batch], ckpt.mean, ckpt.std)
-            net(fit_input(x, ckpt.input_size, ckpt.channels))
+    batches = (fit_input(to_input(images[start:start + batch], ckpt.mean, ckpt.std), ckpt.input_size, ckpt.channels)
+               for start in range(0, len(images), batch))
+    update_bn(batches, net)  # reset, then a cumulative average over the batches in train mode
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     return Checkpoint(**{**ckpt.__dict__, "state_dict": state})
 
