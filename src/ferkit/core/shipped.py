@@ -11,7 +11,7 @@ DEFAULT_MODEL = "resnet_sw_fer2013.int8.onnx"
 SHIPPED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL,
     "small": "resnet_s_fer2013.onnx",
-    "ferplus": "resnet_sw_ferplus.int8.onnx",
+    "ferplus": "resnet_m_ferplus.int8.onnx",
     "flagship": "resnet_m_fer2013.int8.onnx",
 }
 
