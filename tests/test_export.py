@@ -207,7 +207,8 @@ def test_a_checkpoint_recovered_from_an_exported_file_computes_what_the_file_doe
 
 
 def test_a_soup_averages_the_weights_and_measures_each_batchnorm_on_the_faces(checkpoint, toy):
-    """tools/soup_checkpoints.py: floating tensors averaged, BatchNorm statistics those of the faces."""
+    """tools/soup_checkpoints.py: floating tensors averaged, BatchNorm statistics those of the faces, the soup
+    scored on the validation split as training scores an epoch."""
     import torch
 
     tool = _tool("soup_checkpoints")
@@ -228,6 +229,8 @@ def test_a_soup_averages_the_weights_and_measures_each_batchnorm_on_the_faces(ch
     bn = next(k for k in a.state_dict if k.endswith("running_mean")).removesuffix("running_mean")  # the conv's
     assert torch.allclose(measured.state_dict[bn + "running_mean"], seen[0].mean((0, 2, 3)), atol=1e-5)
     assert torch.allclose(measured.state_dict[bn + "running_var"], seen[0].var((0, 2, 3)), rtol=1e-4)
+    val = toy.split("val")
+    assert tool.validation_accuracy(a, val) == pytest.approx(a.val_acc, abs=0.5 / len(val))  # as training scored it
     other = Checkpoint(**{**a.__dict__, "classes": a.classes[::-1]})
     with pytest.raises(SystemExit, match="differ"):
         tool.average([a, other])

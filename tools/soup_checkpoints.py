@@ -8,9 +8,10 @@ It pays off for runs that start from the same weights (warm restarts or fine-tun
 their weights stay in one basin, where the average is often better than each member, at the cost of one model.
 Averaged BatchNorm statistics do not describe the averaged network's activations, so they are measured again:
 each BatchNorm's running mean and variance over ``--images`` Training faces (no augmentation), in one pass with
-cumulative averaging. Choose a soup, like any checkpoint, on PublicTest. The checkpoint keeps the first member's
-training configuration and classes, its run name that of OUT's folder; the members must share network, classes,
-input size and normalisation.
+cumulative averaging. Choose a soup, like any checkpoint, on PublicTest: the soup is scored on the validation split
+(PublicTest for FER2013, as training scores its epochs) beside its members' recorded scores, and the checkpoint
+records it as its ``val_acc``. The checkpoint keeps the first member's training configuration and classes, its run
+name that of OUT's folder; the members must share network, classes, input size and normalisation.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import numpy as np
 from torch.optim.swa_utils import update_bn
 
 from ferkit.core.checkpoint import Checkpoint, load_checkpoint
-from ferkit.core.predict import fit_input, to_input
+from ferkit.core.predict import fit_input, predict_proba, to_input
+from ferkit.data.dataset import Split
 
 
 def average(members: list[Checkpoint]) -> Checkpoint:
@@ -54,6 +56,13 @@ def measure_batchnorms(ckpt: Checkpoint, images: np.ndarray, batch: int = 256) -
     return Checkpoint(**{**ckpt.__dict__, "state_dict": state})
 
 
+def validation_accuracy(ckpt: Checkpoint, split: Split) -> float:
+    """``ckpt``'s accuracy on ``split`` (no TTA), as training scores its epochs."""
+    probs = predict_proba(ckpt.build_model(), split.images, ckpt.mean, ckpt.std, input_size=ckpt.input_size,
+                          channels=ckpt.channels)
+    return float((probs.argmax(1) == split.labels).mean())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="the checkpoint to write (.pt)")
@@ -63,15 +72,21 @@ def main() -> None:
     args = parser.parse_args()
     if len(args.members) < 2:
         parser.error("give at least two checkpoints to average")
-    soup = average([load_checkpoint(p) for p in args.members])
-    train = soup.dataset(args.data).split("Training")
+    members = [load_checkpoint(p) for p in args.members]
+    soup = average(members)
+    data = soup.dataset(args.data)
+    train, val = data.split("train"), data.split("val")
     pick = np.sort(np.random.default_rng(0).permutation(len(train.images))[: args.images])
     soup = measure_batchnorms(soup, train.images[pick])
+    soup.val_acc = validation_accuracy(soup, val)
     soup.config = {**soup.config, "name": args.out.resolve().parent.name}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     soup.save(args.out)
+    recorded = ", ".join(f"{p}: {'not recorded' if m.val_acc is None else f'{100 * m.val_acc:.2f}%'}"
+                         for p, m in zip(args.members, members))
     print(f"{args.out}: the mean of {len(args.members)} {soup.model} checkpoints, BatchNorms measured on "
-          f"{len(pick)} Training faces")
+          f"{len(pick)} {train.name} faces; {val.name} accuracy {100 * soup.val_acc:.2f}% (the members' "
+          f"recorded: {recorded})")
 
 
 if __name__ == "__main__":
