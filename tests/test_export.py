@@ -35,11 +35,39 @@ def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
     res = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64)
     meta = EmotionClassifier(res.path).metadata
     assert res.path.exists() and meta["precision"] == "int8" and meta["weight_bits"] == INT8_WEIGHT_BITS
+    assert meta["calibration"] == "minmax" and res.val_agreement > 0.8 and 0 < res.val_mean_abs_diff < 0.1
     assert _weight_peak(res.path) == 64  # 7-bit weights, the range used: exact in every CPU's fused int8 kernels
     assert res.path.stat().st_size < 0.4 * onnx_fp32.path.stat().st_size  # int8 weights
     assert res.max_abs_diff < 0.5 and abs(res.val_acc_export - res.val_acc_torch) < 0.2
     probs = EmotionClassifier(res.path).predict_proba(toy.split("val").images[:32])  # softmax left in float:
     assert np.allclose(probs.sum(1), 1, atol=1e-5) and len(np.unique(probs)) > 32 * 7 // 2  # not 1/255 steps
+
+
+def test_percentile_calibration_gives_a_close_int8_file_that_names_it(checkpoint, toy, tmp_path):
+    # 129 faces: three batches of 43 (the histogram calibrators stack them, and failed on 65 + 64)
+    res = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=129,
+                 calibration_method="percentile")
+    assert EmotionClassifier(res.path).metadata["calibration"] == "percentile"
+    assert res.max_abs_diff < 0.5 and res.val_agreement > 0.8 and 0 < res.val_mean_abs_diff < 0.1
+
+
+def test_calibration_batches_are_of_one_size_and_hold_every_face():
+    from ferkit.export.onnx import _calibration_batches
+
+    faces = np.arange(130 * 4).astype(np.uint8).reshape(130, 2, 2)
+    batches = _calibration_batches(faces, size=64)
+    assert len(batches) == 3 and {b.shape for b in batches} == {(44, 1, 2, 2)}
+    got = np.concatenate(batches)[:, 0]
+    assert np.array_equal(got[:130], faces) and np.array_equal(got[130:], faces[:2])
+    assert [b.shape for b in _calibration_batches(faces[:5])] == [(5, 1, 2, 2)]
+
+
+def test_an_unknown_calibration_method_is_a_clear_error(checkpoint, toy, tmp_path):
+    with pytest.raises(ValueError, match="calibration method must be one of minmax, percentile"):
+        export(checkpoint, int8=True, data=toy, out=tmp_path / "x.onnx", calibration_method="entropy")
+    r = subprocess.run([sys.executable, "-m", "ferkit", "export", str(checkpoint), "--int8", "--calibration", "entropy"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--calibration" in r.stderr and "Traceback" not in r.stderr
 
 
 def _weight_peak(path) -> int:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
+from .core.runtime import CALIBRATION_METHODS, PERCENTILE
 from .core.shipped import SHIPPED_MODELS
 from .errors import ConfigError, FerkitError
 
@@ -131,6 +132,10 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="PATH", help="data set for calibration and the accuracy check "
                                                   "(default: the one the checkpoint was trained on, if present)")
     p.add_argument("--calibration-images", type=int, default=1000, help="Training images used to calibrate int8")
+    p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax",
+                   help="how int8 activations' ranges are set from those images: the extremes seen (minmax), or "
+                        f"the {PERCENTILE}th percentile of their magnitudes (percentile: closer to PyTorch's "
+                        "probabilities, no more accurate; see benchmarks/int8_calibration.md)")
     p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T|auto",
                    help="divide the logits by T before the softmax (calibrated probabilities; the predicted class "
                         "never changes); auto fits T on the validation split (PublicTest), the selection split "
@@ -360,7 +365,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         from .export import export
 
         res = export(args.checkpoint, format=args.format, int8=args.int8, data=args.data, out=args.out,
-                     calibration_images=args.calibration_images, temperature=args.temperature)
+                     calibration_images=args.calibration_images, temperature=args.temperature,
+                     calibration_method=args.calibration)
         rt = "LiteRT" if args.format == "tflite" else "ONNX Runtime"
         print(f"wrote {res.path} ({res.path.stat().st_size / 1e6:.1f} MB); max |PyTorch - {rt}| "
               f"probability difference {res.max_abs_diff:.2e}")
@@ -368,7 +374,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(f"validation accuracy: PyTorch {res.val_acc_torch:.4f}, {rt} {res.val_acc_export:.4f} "
                   f"({100 * (res.val_acc_export - res.val_acc_torch):+.2f} points)\n"
                   f"validation calibration error (ECE): PyTorch {res.val_ece_torch:.4f}, {rt} {res.val_ece_export:.4f}"
-                  f" (logits divided by temperature {res.temperature:.3f})")
+                  f" (logits divided by temperature {res.temperature:.3f})\n"
+                  f"same class as PyTorch on {100 * res.val_agreement:.2f}% of the validation faces")
     elif args.command == "predict":
         from .apps.predict import predict_files
 

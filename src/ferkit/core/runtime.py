@@ -6,12 +6,19 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import FerkitError
+from ..errors import ConfigError, FerkitError
 from .cpuinfo import default_threads, first_cpu
 
 INT8_WEIGHT_BITS = "7"
 """The weight width ``ferkit export --int8`` writes, recorded as the model's ``weight_bits`` metadata: int8 weights
 within +-64, exact in the fused int8 kernels of every x86 CPU (see :func:`int8_kernels_saturate`)."""
+
+CALIBRATION_METHODS = ("minmax", "percentile")
+"""How ``ferkit export --int8`` sets activations' ranges from the calibration faces: the extremes seen, or the
+:data:`PERCENTILE`-th percentile of their magnitudes (ONNX Runtime's calibrators; its entropy calibrator, reached
+through ``quantize_static``, has as many histogram bins as quantised ones and so gives the extremes too); recorded
+as the model's ``calibration`` metadata."""
+PERCENTILE = 99.999
 
 
 class ModelError(FerkitError, ValueError):
@@ -20,6 +27,13 @@ class ModelError(FerkitError, ValueError):
     def __init__(self, path: str | Path, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = str(path)
+
+
+def check_calibration_method(method: str) -> str:
+    """``method`` if it is one of :data:`CALIBRATION_METHODS`, else a clear error."""
+    if method not in CALIBRATION_METHODS:
+        raise ConfigError(f"calibration method must be one of {', '.join(CALIBRATION_METHODS)}, not {method!r}")
+    return method
 
 
 def _ort_reason(exc: Exception) -> str:

@@ -10,6 +10,7 @@ import numpy as np
 from ..data.dataset import FERDataset
 from ..core.calibration import apply_temperature, check_temperature, expected_calibration_error, fit_temperature
 from ..core.checkpoint import load_checkpoint
+from ..core.runtime import check_calibration_method
 from ..core.predict import predict_proba, resize_faces
 from ..errors import ConfigError
 from .onnx import export_onnx
@@ -26,21 +27,25 @@ class ExportResult:
     temperature: float = 1.0  # the logits are divided by it before the softmax
     val_ece_torch: float | None = None  # validation-split calibration error of the checkpoint (temperature 1)
     val_ece_export: float | None = None  # ... and of the exported file, with its temperature
+    val_agreement: float | None = None  # share of validation faces on which the file and PyTorch pick one class
+    val_mean_abs_diff: float | None = None  # mean |PyTorch - file| probability over the validation faces' classes
 
 
 def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, data: str | Path | FERDataset | None = None,
            out: str | Path | None = None, calibration_images: int = 1000, seed: int = 0,
-           temperature: float | str = 1.0) -> ExportResult:
+           temperature: float | str = 1.0, calibration_method: str = "minmax") -> ExportResult:
     """Export a checkpoint (``format="onnx"``, fp32 or static ``int8``; or ``"tflite"``, fp32, for
     mobile: needs ``ferkit[tflite]``). ``data`` (default: the
     checkpoint's training data, when it is there) gives int8 calibration faces from its Training
-    split and the validation split on which the export's accuracy is compared with PyTorch's.
+    split and the validation split on which the export's accuracy is compared with PyTorch's;
+    ``calibration_method`` (``minmax`` or ``percentile``) sets int8 activations' ranges from those faces.
     ``temperature`` divides the logits before the softmax (the class chosen never changes); ``"auto"`` fits
     it on the validation split (temperature scaling: the probabilities' negative log-likelihood, minimised)."""
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, not {format!r}")
     if format == "tflite" and int8:
         raise ConfigError("--int8 is for ONNX; the TFLite export is fp32")
+    check_calibration_method(calibration_method)
     from ..core.classifier import EmotionClassifier
     from .tflite import export_tflite, tflite_predict_proba
 
@@ -77,7 +82,8 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
         def runtime(faces: np.ndarray) -> np.ndarray:
             return tflite_predict_proba(path, faces)
     else:
-        path = export_onnx(ckpt, out, int8=int8, calibration=calibration, temperature=temperature)
+        path = export_onnx(ckpt, out, int8=int8, calibration=calibration, temperature=temperature,
+                           calibration_method=calibration_method)
         runtime = EmotionClassifier(path).predict_proba
     check = calibration[:256] if calibration is not None else np.random.default_rng(seed).integers(0, 256, (64, size, size), dtype=np.uint8)
     ref = apply_temperature(predict_proba(model, check, ckpt.mean, ckpt.std, channels=ckpt.channels), temperature)
@@ -88,4 +94,6 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     return ExportResult(path, diff, float((val_probs.argmax(1) == val.labels).mean()),
                         float((exported.argmax(1) == val.labels).mean()), temperature,
                         expected_calibration_error(val_probs, val.labels)[0],
-                        expected_calibration_error(exported, val.labels)[0])
+                        expected_calibration_error(exported, val.labels)[0],
+                        float((exported.argmax(1) == val_probs.argmax(1)).mean()),
+                        float(np.abs(exported - apply_temperature(val_probs, temperature)).mean()))

@@ -23,7 +23,7 @@ from torch import nn
 
 from ..core.calibration import check_temperature
 from ..core.checkpoint import Checkpoint
-from ..core.runtime import INT8_WEIGHT_BITS
+from ..core.runtime import INT8_WEIGHT_BITS, PERCENTILE, check_calibration_method
 from ..errors import ConfigError
 from ..version import __version__
 
@@ -56,11 +56,12 @@ def input_shape(ckpt: Checkpoint, batch: int | str = "N") -> tuple[int | str, in
     return batch, 1, ckpt.input_size, ckpt.input_size
 
 
-def _metadata(ckpt: Checkpoint, int8: bool, temperature: float) -> dict[str, str]:
+def _metadata(ckpt: Checkpoint, int8: bool, temperature: float, method: str = "minmax") -> dict[str, str]:
     shape = ", ".join(map(str, input_shape(ckpt)))
     return {"ferkit_version": __version__, "model": ckpt.model, "classes": json.dumps(list(ckpt.classes)),
             "input": f"grey faces float32 ({shape}), values 0..255", "output": "class probabilities (N, C)",
-            "precision": "int8" if int8 else "fp32", **({"weight_bits": INT8_WEIGHT_BITS} if int8 else {}),
+            "precision": "int8" if int8 else "fp32",
+            **({"weight_bits": INT8_WEIGHT_BITS, "calibration": method} if int8 else {}),
             "temperature": repr(float(temperature)),
             "val_acc": "" if ckpt.val_acc is None else str(ckpt.val_acc),
             "train_config": json.dumps(ckpt.config)}
@@ -92,16 +93,31 @@ def _set_metadata(path: Path, meta: dict[str, str]) -> None:
     onnx.save(m, str(path))
 
 
-def _quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, seven_bit_weights: bool = True) -> None:
+def _calibration_batches(faces: np.ndarray, size: int = 64) -> list[np.ndarray]:
+    """``faces`` (N, S, S) as float32 batches (B, 1, S, S) of one size B <= ``size`` (the histogram calibrators
+    stack them), the last one completed with the first faces."""
+    count = -(-len(faces) // size)
+    per = -(-len(faces) // count)
+    x = faces.astype(np.float32)[:, None]
+    x = np.concatenate([x, x[: count * per - len(x)]])
+    return list(x.reshape(count, per, *x.shape[1:]))
+
+
+def _quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, seven_bit_weights: bool = True,
+                   method: str = "minmax") -> None:
     """Quantise ``fp32`` statically to ``out`` (QDQ, per-channel int8 weights, uint8 activations), calibrated on
-    ``calibration`` (uint8 faces); ``seven_bit_weights=False`` writes the 8-bit weights of exports before them."""
+    ``calibration`` (uint8 faces) with ``method`` (one of CALIBRATION_METHODS: the activations' ranges);
+    ``seven_bit_weights=False`` writes the 8-bit weights of exports before them."""
     import onnx
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    check_calibration_method(method)
+    calibrate = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile}[method]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter(np.array_split(calibration.astype(np.float32)[:, None], max(1, len(calibration) // 64)))
+            self.batches = iter(_calibration_batches(calibration))
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             batch = next(self.batches, None)
@@ -118,15 +134,18 @@ def _quantize_int8(fp32: Path, out: Path, calibration: np.ndarray, seven_bit_wei
         # Weights in 7 bits (reduce_range): ONNX Runtime's fused int8 convolutions on AVX2 CPUs without VNNI sum
         # pairs of uint8 x int8 products in 16 bits (VPMADDUBSW), which saturate with 8-bit weights (the default
         # model lost 2.6 points of PublicTest so) and are exact with 7-bit ones; the metadata says weight_bits 7.
-        quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=seven_bit_weights, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=tail)
+        with contextlib.redirect_stdout(io.StringIO()):  # the histogram calibrators print their progress
+            quantize_static(str(prepared), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                            reduce_range=seven_bit_weights, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, nodes_to_exclude=tail, calibrate_method=calibrate,
+                            extra_options={"CalibPercentile": PERCENTILE})
 
 
 def export_onnx(ckpt: Checkpoint, out: Path, int8: bool = False, calibration: np.ndarray | None = None,
-                temperature: float = 1.0) -> Path:
+                temperature: float = 1.0, calibration_method: str = "minmax") -> Path:
     """Export a loaded checkpoint to ``out`` (ONNX). ``int8`` quantises statically; ``calibration``
-    is a uint8 (N, S, S) array of Training faces; the logits are divided by ``temperature`` before the softmax."""
+    is a uint8 (N, S, S) array of Training faces, from which ``calibration_method`` sets the activations' ranges;
+    the logits are divided by ``temperature`` before the softmax."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if int8 and (calibration is None or len(calibration) == 0):
         raise ConfigError("int8 export needs calibration images (Training faces): pass --data")
@@ -136,8 +155,8 @@ def export_onnx(ckpt: Checkpoint, out: Path, int8: bool = False, calibration: np
         _set_metadata(fp32, _metadata(ckpt, False, temperature))
         if int8:
             q = Path(tmp) / "int8.onnx"
-            _quantize_int8(fp32, q, calibration)
-            _set_metadata(q, _metadata(ckpt, True, temperature))
+            _quantize_int8(fp32, q, calibration, method=calibration_method)
+            _set_metadata(q, _metadata(ckpt, True, temperature, calibration_method))
             q.replace(out)
         else:
             fp32.replace(out)
