@@ -21,7 +21,7 @@ from ferkit.evaluation.plots import read_metrics_csv
 from ferkit.figures import plt, save_figure
 
 HERE = Path(__file__).resolve().parent / "campaign"
-PANELS = {"fer2013": "FER2013 labels (7 classes)", "ferplus": "FER+ majority labels (8 classes)"}
+PANELS = {"fer2013": "FER2013 labels (7 classes)", "ferplus": "FER+ labels (8 classes; the class with most votes)"}
 
 
 def read_curve(path: Path) -> tuple[list[int], list[float]]:
