@@ -37,9 +37,10 @@ def main() -> None:
     lines = ["# Static int8 calibration methods", "",
              "Measured with `.venv/bin/python benchmarks/int8_calibration.py " + " ".join(args.runs)
              + f" --data {args.data}`: each checkpoint exported with `ferkit export --int8 --calibration METHOD` "
-             f"(1000 Training faces, 7-bit weights, temperature 1) and scored on the validation split (PublicTest) with "
-             f"the labels it was trained on (for FER+ vote shares, the class with most votes). percentile = the {PERCENTILE}th percentile of the activations' "
-             "magnitudes. Agreement = faces on which the int8 file and PyTorch pick the same class.", "",
+             "(1000 Training faces, 7-bit weights, temperature 1) and scored on the validation split (PublicTest) "
+             "with the labels it was trained on (for FER+ vote shares, the class with most votes). percentile = the "
+             f"{PERCENTILE}th percentile of the activations' magnitudes. Agreement = faces on which the int8 file and "
+             "PyTorch pick the same class.", "",
              "| checkpoint | calibration | PyTorch | int8 | points | agreement | mean abs prob diff | ECE int8 |",
              "|---|---|---:|---:|---:|---:|---:|---:|"]
     lines += [f"| {name} | {m} | {100 * r.val_acc_torch:.2f} | {100 * r.val_acc_export:.2f} | "

@@ -43,12 +43,28 @@ def test_int8_export_is_smaller_and_close(checkpoint, toy, onnx_fp32, tmp_path):
     assert np.allclose(probs.sum(1), 1, atol=1e-5) and len(np.unique(probs)) > 32 * 7 // 2  # not 1/255 steps
 
 
-def test_percentile_calibration_gives_a_close_int8_file_that_names_it(checkpoint, toy, tmp_path):
+def test_percentile_calibration_narrows_the_activation_ranges_and_stays_close(checkpoint, toy, tmp_path):
     # 129 faces: three batches of 43 (the histogram calibrators stack them, and failed on 65 + 64)
-    res = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=129,
-                 calibration_method="percentile")
+    files = {m: export(checkpoint, int8=True, data=toy, out=tmp_path / f"{m}.int8.onnx", calibration_images=129,
+                       calibration_method=m) for m in ("minmax", "percentile")}
+    res = files["percentile"]
     assert EmotionClassifier(res.path).metadata["calibration"] == "percentile"
     assert res.max_abs_diff < 0.5 and res.val_agreement > 0.8 and 0 < res.val_mean_abs_diff < 0.1
+    minmax, percentile = (_activation_scales(files[m].path) for m in ("minmax", "percentile"))
+    assert minmax.keys() == percentile.keys()
+    assert all(percentile[k] <= minmax[k] * 1.001 for k in minmax)  # within the extremes seen,
+    assert sum(percentile[k] < 0.95 * minmax[k] for k in minmax) >= 3  # and some well inside (long tails cut)
+
+
+def _activation_scales(path) -> dict[str, float]:
+    """The quantisation step of each activation (a QuantizeLinear with one scale) of an int8 ONNX model."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    return {n.input[0]: float(init[n.input[1]]) for n in graph.node
+            if n.op_type == "QuantizeLinear" and n.input[1] in init and init[n.input[1]].ndim == 0}
 
 
 def test_calibration_batches_are_of_one_size_and_hold_every_face():
