@@ -278,3 +278,35 @@ def test_a_soup_averages_the_weights_and_measures_each_batchnorm_on_the_faces(ch
     other = Checkpoint(**{**a.__dict__, "classes": a.classes[::-1]})
     with pytest.raises(SystemExit, match="differ"):
         tool.average([a, other])
+
+
+def test_a_weighted_soup_weighs_its_members_and_a_greedy_soup_keeps_only_members_that_help(checkpoint, toy,
+                                                                                          monkeypatch):
+    """tools/soup_checkpoints.py --weights and --greedy: weights normalised; the greedy soup starts from the best
+    member alone, keeps a member that makes the soup better on the validation split, drops one that makes it worse."""
+    import torch
+
+    tool = _tool("soup_checkpoints")
+    a = Checkpoint.load(checkpoint)
+    b = Checkpoint(**{**a.__dict__, "state_dict": {k: v + 0.01 if v.is_floating_point() else v
+                                                   for k, v in a.state_dict.items()}})
+    name = next(k for k, v in a.state_dict.items() if v.ndim == 4)
+    weighted = tool.average([a, b], [3, 1])
+    assert torch.allclose(weighted.state_dict[name], a.state_dict[name] + 0.0025, atol=1e-6)
+    for bad in ([1], [1, -1], [0, 0]):
+        with pytest.raises(SystemExit, match="weight per member"):
+            tool.average([a, b], bad)
+    # scored by how near the first convolution comes to a target between a and b: the soup of a and b (+0.005) is
+    # nearer than either, a third member far off (+1) would spoil it
+    far = Checkpoint(**{**a.__dict__, "state_dict": {k: v + 1 if v.is_floating_point() else v
+                                                     for k, v in a.state_dict.items()}})
+    target = a.state_dict[name].mean().item() + 0.004
+    monkeypatch.setattr(tool, "validation_accuracy",
+                        lambda ckpt, split: -abs(ckpt.state_dict[name].mean().item() - target))
+    lines = []
+    chosen, result = tool.greedy_soup([far, b, a], toy.split("train").images, toy.split("val"), log=lines.append)
+    assert chosen == [2, 1]
+    assert torch.allclose(result.state_dict[name], a.state_dict[name] + 0.005, atol=1e-6)
+    assert result.val_acc == pytest.approx(-0.001, abs=1e-5)
+    assert [line.split()[0] for line in lines] == ["start:", "keep", "drop"] and "member 3 alone" in lines[0]
+    assert far.val_acc == a.val_acc  # the members themselves are not changed
