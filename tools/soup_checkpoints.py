@@ -122,21 +122,24 @@ def main() -> None:
     data = members[0].dataset(args.data)
     train, val = data.split("train"), data.split("val")
     pick = np.sort(np.random.default_rng(0).permutation(len(train.images))[: args.images])
+    measured = f"BatchNorms measured on {len(pick)} {train.name} faces"
     if args.greedy:
         chosen, result = greedy_soup(members, train.images[pick], val)
-        how_made = f"the greedy soup of members {', '.join(str(i + 1) for i in sorted(chosen))} of {len(members)}"
+        how_made = (f"the greedy soup of members {', '.join(str(i + 1) for i in sorted(chosen))} of {len(members)}, "
+                    f"{measured}" if len(chosen) > 1 else
+                    f"member {chosen[0] + 1} alone, as trained (no other member made the soup better)")
     else:
         result = soup(members, train.images[pick], args.weights)
         result.val_acc = validation_accuracy(result, val)
         weights = "" if args.weights is None else f" weighted {' '.join(f'{w:g}' for w in args.weights)}"
-        how_made = f"the mean of {len(members)} {result.model} checkpoints{weights}"
+        how_made = f"the mean of {len(members)} {result.model} checkpoints{weights}, {measured}"
     result.config = {**result.config, "name": args.out.resolve().parent.name}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     result.save(args.out)
     recorded = ", ".join(f"{p}: {'not recorded' if m.val_acc is None else f'{100 * m.val_acc:.2f}%'}"
                          for p, m in zip(args.members, members))
-    print(f"{args.out}: {how_made}, BatchNorms measured on {len(pick)} {train.name} faces; {val.name} accuracy "
-          f"{100 * result.val_acc:.2f}% (the members' recorded: {recorded})")
+    print(f"{args.out}: {how_made}; {val.name} accuracy {100 * result.val_acc:.2f}% (the members' recorded: "
+          f"{recorded})")
 
 
 if __name__ == "__main__":
