@@ -32,15 +32,8 @@ from ferkit.core.predict import fit_input, predict_proba, to_input
 from ferkit.data.dataset import Split
 
 
-def average(members: list[Checkpoint], weights: list[float] | None = None) -> Checkpoint:
-    """One checkpoint whose floating-point tensors are the members' means, weighted by ``weights`` (normalised to sum
-    to 1; equal when None); integer tensors are the first member's."""
-    weights = [1.0] * len(members) if weights is None else list(weights)
-    if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
-        raise SystemExit(f"give one non-negative weight per member, not all zero: {len(members)} members, "
-                         f"weights {weights}")
-    share = [w / sum(weights) for w in weights]
-
+def check_compatible(members: list[Checkpoint]) -> None:
+    """Exit with a clear message unless the members share network, classes, input size and normalisation."""
     def kind(c: Checkpoint) -> tuple:
         return c.model, c.classes, c.input_size, c.channels, c.mean, c.std
 
@@ -49,6 +42,18 @@ def average(members: list[Checkpoint], weights: list[float] | None = None) -> Ch
         if kind(other) != kind(first):
             raise SystemExit(f"the members differ in network, classes, input or normalisation: {first.model} "
                              f"{first.classes} and {other.model} {other.classes}")
+
+
+def average(members: list[Checkpoint], weights: list[float] | None = None) -> Checkpoint:
+    """One checkpoint whose floating-point tensors are the members' means, weighted by ``weights`` (normalised to sum
+    to 1; equal when None); integer tensors are the first member's."""
+    weights = [1.0] * len(members) if weights is None else list(weights)
+    if len(weights) != len(members) or min(weights) < 0 or sum(weights) <= 0:
+        raise SystemExit(f"give one non-negative weight per member, not all zero: {len(members)} members, "
+                         f"weights {weights}")
+    share = [w / sum(weights) for w in weights]
+    check_compatible(members)
+    first = members[0]
     state = {}
     for key, tensor in first.state_dict.items():
         if tensor.is_floating_point():
@@ -119,6 +124,7 @@ def main() -> None:
         parser.error(f"--weights takes one weight per member: {len(args.members)} members, "
                      f"{len(args.weights)} weights")
     members = [load_checkpoint(p) for p in args.members]
+    check_compatible(members)  # before the greedy soup scores each member
     data = members[0].dataset(args.data)
     train, val = data.split("train"), data.split("val")
     pick = np.sort(np.random.default_rng(0).permutation(len(train.images))[: args.images])
