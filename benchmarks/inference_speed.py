@@ -1,10 +1,13 @@
 """CPU inference speed of an exported model on ONNX Runtime: per face and per 640x480 frame.
 
-    .venv/bin/python benchmarks/inference_speed.py [--model M.onnx ...] [--out benchmarks/inference_speed.md]
+    .venv/bin/python benchmarks/inference_speed.py [--model M.onnx ...] [--tta none flip tencrop]
+        [--out benchmarks/inference_speed.md]
 
 Classification: 48x48 faces at batch 1 (median latency) and batch 256 (faces/s). End to end: one
 640x480 frame holding one face (the bundled astronaut photo), detection + alignment + classification,
-median over the timed runs, for each detector. The default model is the one shipped in the package.
+median over the timed runs, for each detector. The default model is the one shipped in the package. With
+``--tta``, each test-time augmentation is timed (``--tta`` of predict, video, webcam and serve), end to end
+with BlazeFace only.
 Video: frames/s of `ferkit video` on ../shared/examples/fer_woman2.mp4 (596x336, 29.97 fps), when present.
 With `--fer-python .venv-peers/bin/python` (made by `make bench-peers`), the `fer` package is timed on
 the same frame in its own virtual environment, in the same run.
@@ -24,6 +27,7 @@ import numpy as np
 import onnxruntime
 
 from ferkit.apps.video import video_file
+from ferkit.data.augment import TTA_MODES
 from ferkit.demo import demo_photo
 from ferkit.inference import EmotionClassifier, Recognizer, default_model_path, read_image
 from ferkit.inference.detect import DETECTORS
@@ -53,6 +57,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", nargs="*", default=[str(default_model_path())])
     ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("--tta", nargs="+", default=["none"], choices=TTA_MODES, help="test-time augmentations to time")
     ap.add_argument("--fer-python", help="python of a virtual environment with the `fer` package")
     ap.add_argument("--out", default="benchmarks/inference_speed.md")
     args = ap.parse_args()
@@ -60,17 +65,19 @@ def main() -> None:
     one, many = rng.integers(0, 256, (1, 48, 48), dtype=np.uint8), rng.integers(0, 256, (256, 48, 48), dtype=np.uint8)
     frame = frame_640x480()
     rows, e2e = [], []
-    for path in args.model:
+    tta_named = args.tta != ["none"]
+    for path, tta in [(p, t) for p in args.model for t in args.tta]:
+        name = Path(path).name + (f" (tta {tta})" if tta_named else "")
         clf = EmotionClassifier(path)
-        b1 = median_ms(lambda: clf.predict_proba(one), args.runs)
-        b256 = median_ms(lambda: clf.predict_proba(many, batch_size=256), max(20, args.runs // 10), warmup=3)
-        rows.append((Path(path).name, clf.metadata.get("precision", "?"), b1, 256 / (b256 / 1000)))
+        b1 = median_ms(lambda: clf.predict_proba(one, tta=tta), args.runs)
+        b256 = median_ms(lambda: clf.predict_proba(many, batch_size=256, tta=tta), max(20, args.runs // 10), warmup=3)
+        rows.append((name, clf.metadata.get("precision", "?"), b1, 256 / (b256 / 1000)))
         print(f"{rows[-1][0]}: {b1:.3f} ms/face at batch 1, {rows[-1][3]:.0f} faces/s batched")
-        for det in DETECTORS:
-            rec = Recognizer(model=path, detector=det)
+        for det in DETECTORS if not tta_named else ["blazeface"]:
+            rec = Recognizer(model=path, detector=det, tta=tta)
             n = len(rec.predict(frame))
             ms = median_ms(lambda: rec.predict(frame), args.runs // 3, warmup=5)
-            e2e.append((Path(path).name, det, n, ms))
+            e2e.append((name, det, n, ms))
             print(f"  {det}: {n} face(s), {ms:.2f} ms per 640x480 frame")
     video = None
     if VIDEO.exists():
@@ -87,6 +94,7 @@ def main() -> None:
     lines = [f"# CPU inference speed ({os.cpu_count()} cores, onnxruntime {onnxruntime.__version__})", "",
              "Measured with `.venv/bin/python benchmarks/inference_speed.py"
              + ("" if args.model == [str(default_model_path())] else " --model " + " ".join(args.model))
+             + (" --tta " + " ".join(args.tta) if tta_named else "")
              + (f" --fer-python {args.fer_python}" if args.fer_python else "") + "` (medians, one run).", "",
              "## Classification (ONNX Runtime, 48x48 grey faces)", "",
              "| model | precision | ms per face, batch 1 | faces/s, batch 256 |", "|---|---|---:|---:|"]

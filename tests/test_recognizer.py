@@ -163,3 +163,40 @@ def test_fer_plus_names_are_drawn_in_the_colours_of_their_fer2013_names():
     assert (drawn[160, 50:130] == COLOURS["Contempt"]).all()
     assert COLOURS["Contempt"] not in [COLOURS[c] for c in ("Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise",
                                                              "Neutral")]
+
+
+def test_classifier_tta_averages_the_views_that_evaluation_averages(onnx_fp32):
+    """``predict_proba(faces, tta=...)`` is the mean over the views PyTorch's evaluation cuts (its own code):
+    the face and its mirror image, or ten crops resized back."""
+    import torch
+
+    from ferkit.core.classifier import EmotionClassifier
+    from ferkit.core.predict import tta_views
+    from ferkit.errors import ConfigError
+
+    clf = EmotionClassifier(onnx_fp32.path)
+    faces = np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8)
+    x = torch.from_numpy(faces).float().unsqueeze(1)
+    for tta in ("none", "flip", "tencrop"):
+        want = np.mean([clf.predict_proba(v.squeeze(1).numpy()) for v in tta_views(x, tta)], axis=0)
+        assert np.allclose(clf.predict_proba(faces, tta=tta), want, atol=1e-5), tta
+    assert not np.allclose(clf.predict_proba(faces, tta="flip"), clf.predict_proba(faces), atol=1e-3)
+    with pytest.raises(ConfigError, match="tta must be one of"):
+        clf.predict_proba(faces, tta="twentycrop")
+
+
+def test_recognizer_tta(onnx_fp32):
+    """``Recognizer(tta="flip")``: each face's probabilities are the mean of its crop's and its mirror image's."""
+    from ferkit.errors import ConfigError
+
+    photo = read_image(demo_photo())
+    crop = cv2.resize(cv2.cvtColor(photo, cv2.COLOR_RGB2GRAY)[66:161, 177:272], (48, 48), interpolation=cv2.INTER_AREA)
+    plain = Recognizer(model=onnx_fp32.path)
+    flip = Recognizer(model=onnx_fp32.path, tta="flip")
+    got = flip.predict(crop, detect=False)[0].probs
+    a, b = plain.predict(crop, detect=False)[0].probs, plain.predict(crop[:, ::-1].copy(), detect=False)[0].probs
+    assert got == pytest.approx({c: (a[c] + b[c]) / 2 for c in a}, abs=1e-6)
+    faces = flip.predict(photo)
+    assert len(faces) == 1 and faces[0].box == plain.predict(photo)[0].box  # the same detection, other probabilities
+    with pytest.raises(ConfigError, match="tta must be one of"):
+        Recognizer(model=onnx_fp32.path, tta="twentycrop")

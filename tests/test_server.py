@@ -65,6 +65,18 @@ def test_every_shipped_model_serves_by_name(name, photo):
         assert list(face["probs"]) == classes and face["emotion"] in ("Happy", "Happiness")
 
 
+def test_serve_with_tta(photo):
+    """``ferkit serve --tta flip``: the API's answers are the flip-averaged Recognizer's, and the API and the
+    page's on-device settings say so (the page then averages the same views)."""
+    with TestClient(create_app(model="small", tta="flip"), raise_server_exceptions=False) as c:
+        assert c.get("/v1/models").json()["models"][0]["tta"] == "flip"
+        assert c.get("/ondevice.json").json()["tta"] == "flip"
+        (face,) = _post(c, photo).json()["faces"]
+    want = Recognizer(model="small", tta="flip").predict(np.asarray(Image.open(io.BytesIO(photo)).convert("RGB")))[0]
+    assert face["probs"] == pytest.approx(want.probs, abs=1e-4)
+    assert face["probs"] != pytest.approx(Recognizer(model="small").predict(demo_photo())[0].probs, abs=1e-4)
+
+
 def test_predict_one_photo(client, photo):
     r = _post(client, photo)
     assert r.status_code == 200, r.text

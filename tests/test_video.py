@@ -33,6 +33,22 @@ def test_video_writes_mp4_csv_timeline_and_summary(recognizer, clip, tmp_path):
     assert summary["complete"] and summary["last_frame"] == 19 and summary["faces"] == len(rows)
 
 
+def test_video_tta_and_the_summary_of_settings(onnx_fp32, clip, tmp_path):
+    """``video_file(tta="flip")``: the faces' probabilities are the flip-averaged Recognizer's, and the summary
+    records the model, detector, alignment and TTA that made them."""
+    video_file(clip, out=tmp_path, model=onnx_fp32.path, tta="flip", smoothing=1.0, max_frames=2, save_video=False,
+               progress=False)
+    summary = json.loads((tmp_path / "clip_summary.json").read_text())
+    assert (summary["model"], summary["detector"], summary["align"], summary["tta"]) == (
+        onnx_fp32.path.name, "blazeface", True, "flip")
+    cap = cv2.VideoCapture(str(clip))
+    frame = cv2.cvtColor(cap.read()[1], cv2.COLOR_BGR2RGB)
+    cap.release()
+    want = Recognizer(model=onnx_fp32.path, tta="flip").predict(frame)[0]
+    row = next(r for r in _csv_rows(tmp_path / "clip.csv") if r["frame"] == "0" and r["track"] == "0")
+    assert float(row[want.emotion]) == pytest.approx(want.score, abs=1e-3)
+
+
 def test_video_stride_recognises_every_nth_frame_and_keeps_all_in_the_mp4(recognizer, clip, tmp_path):
     res = video_file(clip, out=tmp_path, recognizer=recognizer, stride=3, progress=False)
     assert res.frames_processed == 7 and res.frames_read == 20

@@ -86,23 +86,24 @@ def _phone_on(playwright_and_browser, url: str):
     assert not errors, errors
 
 
-def _python_faces(rgb, align: bool = True, model: str = "default"):
+def _python_faces(rgb, align: bool = True, model: str = "default", tta: str = "none"):
     from ferkit.inference import Recognizer
 
-    return Recognizer(model=model, threads=1, align=align).predict(rgb)
+    return Recognizer(model=model, threads=1, align=align, tta=tta).predict(rgb)
 
 
-def _browser_faces(page, rgb, align: bool = True):
-    """The page's on-device pipeline on ``rgb``, as ondevice.json sets it up (its ``align`` as given)."""
+def _browser_faces(page, rgb, align: bool = True, tta: str = "none"):
+    """The page's on-device pipeline on ``rgb``, as ondevice.json sets it up (its ``align`` and ``tta`` as given)."""
     data = base64.b64encode(rgb.tobytes()).decode()
-    return page.evaluate("""async ([b64, w, h, align]) => {
+    return page.evaluate("""async ([b64, w, h, align, tta]) => {
         const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
         const info = await (await fetch('ondevice.json')).json();
         info.align = align;  // what `ferkit serve --no-align` writes there
+        info.tta = tta;  // and `ferkit serve --tta`
         const od = await ferkitOnDevice.OnDevice.create(info);
         const r = await od.predict(ferkitOnDevice.image(bytes, w, h, 3));
         return r.faces;
-    }""", [data, int(rgb.shape[1]), int(rgb.shape[0]), align])
+    }""", [data, int(rgb.shape[1]), int(rgb.shape[0]), align, tta])
 
 
 def _images():
@@ -145,6 +146,23 @@ def test_browser_skips_alignment_when_the_server_does(small_phone):
         assert max(abs(got[0]["probs"][c] - want[0].probs[c]) for c in want[0].probs) <= PROB_TOL, align
     unaligned, aligned = _browser_faces(page, rgb, False)[0]["probs"], _browser_faces(page, rgb, True)[0]["probs"]
     assert unaligned != aligned  # the switch changes the crop
+
+
+@pytest.mark.parametrize("tta", ["flip", "tencrop"])
+def test_browser_averages_the_servers_tta(small_phone, tta):
+    """With ``serve --tta`` (ondevice.json's tta) the page averages the same views as Python: its probabilities
+    stay within PROB_TOL of the Recognizer's with that TTA, and differ from its own without."""
+    page, _ = small_phone
+    worst = 0.0
+    for name, rgb in _images():
+        want, got = _python_faces(rgb, model="small", tta=tta), _browser_faces(page, rgb, tta=tta)
+        assert len(got) == len(want) >= 1, name
+        for g, w in zip(got, want):
+            worst = max(worst, max(abs(g["probs"][c] - w.probs[c]) for c in w.probs))
+    print(f"tta={tta}: worst probability difference {worst:.4f}")
+    assert worst <= PROB_TOL
+    name, rgb = next(_images())
+    assert _browser_faces(page, rgb, tta=tta)[0]["probs"] != _browser_faces(page, rgb)[0]["probs"]
 
 
 def _shot(page, name: str) -> None:

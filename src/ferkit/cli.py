@@ -149,12 +149,18 @@ def _add_recognizer_args(p: argparse.ArgumentParser, out_default: str) -> None:
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
+    from .data.augment import TTA_MODES
+
     _add_with_alias(p, "--weights", "--model", metavar="NAME|ONNX", dest="weights",
                     help=f"a model shipped in the package, by name ({', '.join(SHIPPED_MODELS)}; the README's Results "
                          "compare them), or an ONNX file from `ferkit export` (default: default)")
     p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                    help="face detector: blazeface (default; with eye landmarks for alignment) or haar (OpenCV)")
     p.add_argument("--no-align", action="store_true", help="do not level the eyes before classifying")
+    p.add_argument("--tta", choices=TTA_MODES, default="none",
+                   help="test-time augmentation: average each face's probabilities with its mirror image's (flip: "
+                        "twice the classifier's time) or over ten crops (tencrop: ten times); the README's Results "
+                        "give each model's accuracy with them (default: none)")
 
 
 def _add_stream_args(p: argparse.ArgumentParser, stride_help: str) -> None:
@@ -385,7 +391,8 @@ def run(argv: Sequence[str] | None = None) -> int:
                             align=not args.no_align, detect=not args.no_detect, save_images=not args.no_save_images,
                             progress=not args.quiet, file_list=args.file_list,
                             formats=[f.strip() for f in args.format.split(",") if f.strip()], overwrite=args.overwrite,
-                            engine=args.engine, workers=args.ray_workers, threads=args.threads, batch=args.batch_size)
+                            engine=args.engine, workers=args.ray_workers, threads=args.threads, batch=args.batch_size,
+                            tta=args.tta)
         print(f"{res.faces} face(s) in {res.images} image(s); results in {res.out_dir}"
               + (f"; {res.skipped} already done" if res.skipped else "")
               + (f"; {len(res.failed)} file(s) failed" if res.failed else "")
@@ -397,7 +404,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         res = video_file(args.source, out=args.out, model=args.weights, detector=args.detector, align=not args.no_align,
                          stride=args.stride,
                          smoothing=args.smooth, save_video=not args.no_save_video, max_frames=args.max_frames,
-                         progress=not args.quiet)
+                         progress=not args.quiet, tta=args.tta)
         print(f"{res.frames_read} frames read, {res.frames_processed} recognised, {res.faces} faces, "
               f"{res.frames_read / max(res.seconds, 1e-9):.1f} frames/s; results in {res.out_dir}")
         if res.damage:
@@ -409,7 +416,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
         res = webcam(camera=args.camera, source=args.source, headless=args.headless, out=args.out, model=args.weights,
                      detector=args.detector, align=not args.no_align, stride=args.stride, smoothing=args.smooth,
-                     max_frames=args.max_frames)
+                     max_frames=args.max_frames, tta=args.tta)
         print(f"{res.frames_read} frames, {res.frames_processed} recognised, {res.faces} faces; results in {res.out_dir}")
     elif args.command == "serve":
         from .apps.server import MiB, Limits, serve
@@ -420,7 +427,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                         max_request_bytes=int((args.max_batch + 1) * args.max_image_mb * MiB))
         serve(host=args.host, port=args.port, https=args.https, certfile=args.certfile, keyfile=args.keyfile,
               model=args.weights, detector=args.detector, align=not args.no_align, limits=limits,
-              workers=args.concurrency)
+              workers=args.concurrency, tta=args.tta)
     elif args.command == "models":
         from .models.table import layer_rows, models_table, summary_table
 

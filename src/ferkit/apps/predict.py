@@ -181,13 +181,14 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
                   batch: int = 16, recognizer: Recognizer | None = None, progress: bool = True, *,
                   file_list: str | Path | None = None, formats: Iterable[str] = ("csv", "jsonl"),
                   overwrite: bool = False, engine: str = "local", workers: int | None = None,
-                  threads: int | None = None) -> PredictSummary:
+                  threads: int | None = None, tta: str = "none") -> PredictSummary:
     """Run the recogniser on ``inputs`` and the paths in ``file_list`` (files, folders, globs; ``-``
     reads the list from standard input), ``batch`` images at a time (their faces classified
     together), appending ``predictions.jsonl`` and the other ``formats`` ("csv", "parquet") and
     annotated JPEGs to ``out``, in input order. Inputs already in ``out/predictions.jsonl`` are
     skipped (``overwrite`` starts afresh). ``engine="ray"``: ``workers`` Ray Data workers with
-    ``threads`` ONNX Runtime threads each (default 1; local default: every core). Returns counts, the
+    ``threads`` ONNX Runtime threads each (default 1; local default: every core). ``tta``: the
+    :class:`Recognizer`'s test-time augmentation ("none", "flip", "tencrop"). Returns counts, the
     failed files of this run and how many skipped inputs an earlier run recorded as failed."""
     wanted = set(formats) | {"jsonl"}
     if unknown := wanted - set(FORMATS):
@@ -201,7 +202,7 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     if batch < 1 or (workers is not None and workers < 1) or (threads is not None and threads < 1):
         raise ConfigError("batch, workers and threads must be >= 1")
     if engine == "local":
-        rec = recognizer or Recognizer(model=model, detector=detector, align=align, threads=threads)
+        rec = recognizer or Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)
         classes = rec.classes
     else:
         from ..core.classifier import EmotionClassifier
@@ -238,7 +239,7 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
 
             run_ray(batches, consume, workers, out=str(out.resolve()), base=os.getcwd(),
                     model=None if model is None else str(Path(model).resolve()), detector=detector, align=align,
-                    detect=detect, threads=threads or 1)
+                    detect=detect, threads=threads or 1, tta=tta)
     finally:
         outputs.close()
         bar.close()

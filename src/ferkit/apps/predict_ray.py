@@ -23,9 +23,9 @@ class _RayPredictor:
     records (JSON)."""
 
     def __init__(self, out: str, base: str, model: str | None, detector: str, align: bool, detect: bool,
-                 threads: int) -> None:
+                 threads: int, tta: str) -> None:
         cv2.setNumThreads(threads)
-        self.rec = Recognizer(model=model, detector=detector, align=align, threads=threads)
+        self.rec = Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)
         self.out, self.base, self.detect = out, base, detect
 
     def __call__(self, rows: dict[str, Any]) -> dict[str, list[str]]:

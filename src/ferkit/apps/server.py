@@ -251,10 +251,11 @@ def _web_dir() -> Path:
 
 
 def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR, align: bool = True,
-               limits: Limits = Limits(), workers: int = 1, threads: int | None = None) -> FastAPI:
+               limits: Limits = Limits(), workers: int = 1, threads: int | None = None, tta: str = "none") -> FastAPI:
     """The FastAPI app. ``model``: an ONNX file from ``ferkit export`` (default: the shipped one);
-    ``workers``: images processed at once (each ONNX Runtime session uses ``threads``, default every core)."""
-    recognizer = Recognizer(model=model, detector=detector, align=align, threads=threads)
+    ``workers``: images processed at once (each ONNX Runtime session uses ``threads``, default every core);
+    ``tta``: the :class:`Recognizer`'s test-time augmentation of the API's answers ("none", "flip", "tencrop")."""
+    recognizer = Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)
     model_name = recognizer.classifier.path.stem
     limiter = anyio.CapacityLimiter(workers)
     app = FastAPIOffline(title="ferkit", version=recognizer.classifier.metadata.get("ferkit_version", "0"),
@@ -379,7 +380,7 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
             "name": model_name, "architecture": meta.get("model"), "precision": meta.get("precision"),
             "temperature": float(meta.get("temperature", 1.0)), "classes": list(recognizer.classes),
             "input": f"{size}x{size} grey face", "detector": recognizer.detector.name,
-            "align": recognizer.align, "limits": asdict(limits)}]}
+            "align": recognizer.align, "tta": recognizer.tta, "limits": asdict(limits)}]}
 
     @app.get("/healthz", tags=["info"])
     async def healthz() -> dict:
@@ -394,7 +395,7 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     model_files = {f"{p.stem}.{_file_hash(p)}.onnx": p for p in on_device.values()}
     urls = {role: f"models/{p.stem}.{_file_hash(p)}.onnx" for role, p in on_device.items()}
     on_device_info = {
-        "runtime": "ort/", "align": recognizer.align,
+        "runtime": "ort/", "align": recognizer.align, "tta": recognizer.tta,
         "classifier": {"url": urls["classifier"], "name": model_name, "classes": list(recognizer.classes),
                        "input_size": recognizer.classifier.input_size},
         "detector": {"url": urls["detector"], "name": "blazeface"}}

@@ -85,11 +85,13 @@ def plot_timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
 def video_file(source: str | Path, out: str | Path = "runs/video", model: str | Path | None = None,
                detector: str = "blazeface", align: bool = True, stride: int = 1, smoothing: float = 0.4, save_video: bool = True,
                max_frames: int | None = None, recognizer: Recognizer | None = None, progress: bool = True,
-               on_frame: Callable[[VideoFrame], bool | None] | None = None, name: str | None = None) -> VideoSummary:
+               on_frame: Callable[[VideoFrame], bool | None] | None = None, name: str | None = None,
+               tta: str = "none") -> VideoSummary:
     """Run the recogniser over a video, stream or camera; write ``<name>.mp4``, ``<name>.csv``,
     ``<name>_timeline.png`` and ``<name>_summary.json`` to ``out`` (``name``: the file's stem).
-    ``on_frame`` sees every frame read; when it returns False the run stops there (not complete)."""
-    rec = recognizer or Recognizer(model=model, detector=detector, align=align)
+    ``on_frame`` sees every frame read; when it returns False the run stops there (not complete).
+    ``tta``: the :class:`Recognizer`'s test-time augmentation ("none", "flip", "tencrop")."""
+    rec = recognizer or Recognizer(model=model, detector=detector, align=align, tta=tta)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file; the output (--out) must be a folder")
@@ -156,7 +158,8 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
         (out / f"{stem}_summary.json").write_text(json.dumps({
             "source": str(source), "complete": complete, "damaged": why is not None, "damage": why,
             "frames_read": read, "last_frame": last_index, "frames_processed": frames, "stride": stride,
-            "smoothing": smoothing, "faces": faces_n, "seconds": round(seconds, 2),
+            "smoothing": smoothing, "model": rec.classifier.path.name, "detector": rec.detector.name,
+            "align": rec.align, "tta": rec.tta, "faces": faces_n, "seconds": round(seconds, 2),
             "frames_per_s": round(read / max(seconds, 1e-9), 2), "video_fps": fps, "frames_declared": declared,
             "decoder_messages": cap.messages[:20]}, indent=2))
         if times:

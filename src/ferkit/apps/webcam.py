@@ -58,10 +58,11 @@ class LiveWindow:
 
 def webcam(camera: int = 0, source: str | Path | None = None, headless: bool = False, out: str | Path = "runs/webcam",
            model: str | Path | None = None, detector: str = "blazeface", align: bool = True, stride: int = 1,
-           smoothing: float = 0.4, max_frames: int | None = None) -> VideoSummary:
+           smoothing: float = 0.4, max_frames: int | None = None, tta: str = "none") -> VideoSummary:
     """Recognise emotions live from ``camera`` (or ``source``: a stream URL or file) until the
-    window is closed, Ctrl-C, the stream ends or ``max_frames``."""
-    rec = Recognizer(model=model, detector=detector, align=align)
+    window is closed, Ctrl-C, the stream ends or ``max_frames``. ``tta``: the :class:`Recognizer`'s
+    test-time augmentation ("none", "flip", "tencrop")."""
+    rec = Recognizer(model=model, detector=detector, align=align, tta=tta)
     src: str | Path | int = source if source is not None else camera
     name = f"camera{camera}" if source is None else None
     window = None if headless else LiveWindow(f"ferkit webcam: {src}  (q to quit)")

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 
+from ..data.augment import TTA_MODES
+from ..errors import ConfigError
 from .runtime import ModelError, cpu_session
 from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, default_model_path, resolve_model, shipped_models  # noqa: F401
 
@@ -28,6 +31,27 @@ def _input_size(path: Path, shape: list) -> int:
     return shape[2]
 
 
+def face_views(faces: np.ndarray, tta: str) -> list[np.ndarray]:
+    """The views of float faces (N, S, S) that ``tta`` averages, cut as :func:`ferkit.core.predict.tta_views`
+    cuts them from tensors: the faces; plus their mirror images (flip); or ten crops of 11/12 of the side
+    (four corners, centre, and their mirrors), each resized back to S x S (bilinear)."""
+    if tta == "none":
+        return [faces]
+    if tta == "flip":
+        return [faces, faces[:, :, ::-1]]
+    if tta == "tencrop":
+        size = faces.shape[-1]
+        crop = round(size * 11 / 12)
+        m, c = size - crop, (size - crop) // 2
+        views = []
+        for top, left in ((0, 0), (0, m), (m, 0), (m, m), (c, c)):
+            v = np.stack([cv2.resize(f[top:top + crop, left:left + crop], (size, size), interpolation=cv2.INTER_LINEAR)
+                          for f in faces])
+            views += [v, v[:, :, ::-1]]
+        return views
+    raise ConfigError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+
+
 class EmotionClassifier:
     """``EmotionClassifier(path).predict_proba(faces)``: faces are uint8 (N, S, S) grey crops, S being
     the model's ``input_size`` (read from its input shape). ``model``: a shipped model's name (see
@@ -45,14 +69,22 @@ class EmotionClassifier:
         self.input_name = model_input.name
         self.input_size: int = _input_size(self.path, model_input.shape)
 
-    def predict_proba(self, faces: np.ndarray, batch_size: int = 256) -> np.ndarray:
-        """Probabilities (N, C) for uint8 grey faces (N, S, S), S = ``input_size``."""
+    def predict_proba(self, faces: np.ndarray, batch_size: int = 256, tta: str = "none") -> np.ndarray:
+        """Probabilities (N, C) for grey faces (N, S, S), S = ``input_size``, pixels 0..255 (uint8 or float),
+        averaged over the views of test-time augmentation ``tta`` (:func:`face_views`: "flip" costs two
+        passes, "tencrop" ten)."""
         faces = np.asarray(faces)
         size = self.input_size
+        if tta not in TTA_MODES:
+            raise ConfigError(f"tta must be one of {TTA_MODES}, not {tta!r}")
         if faces.ndim != 3 or faces.shape[1:] != (size, size):
             raise ValueError(f"faces must be (N, {size}, {size}) grey crops, got shape {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        x = faces.astype(np.float32)[:, None]
-        out = [self.session.run(None, {self.input_name: x[i:i + batch_size]})[0] for i in range(0, len(x), batch_size)]
+        step = max(1, batch_size // {"none": 1, "flip": 2, "tencrop": 10}[tta])  # faces whose views make one run
+        out = []
+        for i in range(0, len(faces), step):
+            views = face_views(faces[i:i + step].astype(np.float32), tta)  # V x (n, S, S): one run of V * n
+            probs = self.session.run(None, {self.input_name: np.concatenate(views)[:, None]})[0]
+            out.append(probs.reshape(len(views), -1, probs.shape[-1]).mean(0))
         return np.concatenate(out)

@@ -95,8 +95,9 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float,
 def onnx_proba(classifier: EmotionClassifier, images: np.ndarray, tta: str = "none", batch_size: int = 512,
                progress: bool = False) -> np.ndarray:
     """Probabilities (N, C) of an exported model on ONNX Runtime (it normalises the 0..255 pixels itself),
-    averaged over the same TTA views as :func:`predict_proba` (flips and bilinear crops commute with its
-    normalisation), the faces fitted to its input size first."""
+    averaged over the TTA views that :meth:`EmotionClassifier.predict_proba` cuts, the same as
+    :func:`predict_proba`'s (flips and bilinear crops commute with the normalisation), the faces fitted to its
+    input size first."""
     out = []
     starts = range(0, len(images), batch_size)
     if progress:
@@ -106,8 +107,7 @@ def onnx_proba(classifier: EmotionClassifier, images: np.ndarray, tta: str = "no
     for i in starts:
         x = torch.from_numpy(np.ascontiguousarray(images[i : i + batch_size])).float().unsqueeze(1)
         x = fit_input(x, classifier.input_size)
-        out.append(np.mean([classifier.predict_proba(np.ascontiguousarray(v.squeeze(1).numpy()), batch_size)
-                            for v in tta_views(x, tta)], axis=0))
+        out.append(classifier.predict_proba(x.squeeze(1).numpy(), batch_size, tta=tta))
     return np.concatenate(out) if out else np.zeros((0, len(classifier.classes)), np.float32)
 
 

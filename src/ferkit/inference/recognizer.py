@@ -15,6 +15,7 @@ from ..core.faces import align_face, crop_face, face_crop  # noqa: F401  (align_
 from .capture import Capture, VideoError, VideoFrame, open_capture, opencv_path  # noqa: F401  (old import path)
 from .detect import DEFAULT_DETECTOR, Detector, create_detector
 from .faces import Detection, Face
+from ..data.augment import TTA_MODES
 from ..errors import ConfigError
 from .images import as_rgb
 from .smooth import FaceTracker
@@ -27,17 +28,22 @@ class Recognizer:
 
     ``model`` is an ONNX file from ``ferkit export`` (default: the model shipped in the package);
     ``detector`` a name ("blazeface", "haar"), made with ``threads`` as the classifier is, or a :class:`Detector`;
-    ``align`` levels the eyes before classifying when the detector gives landmarks. Images are paths,
+    ``align`` levels the eyes before classifying when the detector gives landmarks; ``tta`` averages each
+    face's probabilities over test-time augmented views of its crop ("flip": with its mirror image, twice the
+    classifier's time; "tencrop": ten crops, ten times). Images are paths,
     PIL images, or numpy arrays (grey, or colour in the order given by ``color``: "rgb" or "bgr" as
     OpenCV reads).
     """
 
     def __init__(self, model: str | Path | None = None, detector: str | Detector = DEFAULT_DETECTOR, align: bool = True,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, tta: str = "none") -> None:
+        if tta not in TTA_MODES:
+            raise ConfigError(f"tta must be one of {TTA_MODES}, not {tta!r}")
         self.classifier = EmotionClassifier(model, threads=threads)
         self.classes = self.classifier.classes
         self.detector = create_detector(detector, threads=threads) if isinstance(detector, str) else detector
         self.align = align
+        self.tta = tta
 
     def _faces(self, rgb: np.ndarray, detect: bool) -> tuple[list[Detection], np.ndarray]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -65,7 +71,8 @@ class Recognizer:
         """``predict`` for several images, classifying all their faces in one batch."""
         found = [self._faces(as_rgb(im, color), detect) for im in images]
         crops = [c for _, c in found]
-        probs = self.classifier.predict_proba(np.concatenate(crops)) if crops else np.zeros((0, len(self.classes)))
+        probs = (self.classifier.predict_proba(np.concatenate(crops), tta=self.tta) if crops
+                 else np.zeros((0, len(self.classes))))
         out, i = [], 0
         for boxes, c in found:
             out.append(self._to_faces(boxes, probs[i:i + len(c)]))

@@ -184,6 +184,41 @@
     return Math.min(c.width, c.height) >= size ? resizeArea(c, size, size) : resizeLinear(c, size, size);
   }
 
+  /** core.classifier.face_views: the float views of an n x n crop that ``tta`` averages: the crop; plus its
+   * mirror image (flip); or ten crops of 11/12 of the side (four corners, centre, and their mirrors), each
+   * resized back to n x n bilinearly (half-pixel centres, as OpenCV and PyTorch resize floats). */
+  function ttaViews(face, tta) {
+    const n = face.width, base = Float32Array.from(face.data);
+    const mirror = (v) => {
+      const out = new Float32Array(n * n);
+      for (let y = 0; y < n; y++) for (let x = 0; x < n; x++) out[y * n + x] = v[y * n + n - 1 - x];
+      return out;
+    };
+    if (tta === "flip") return [base, mirror(base)];
+    if (tta !== "tencrop") return [base];
+    const k = pyRound((n * 11) / 12), m = n - k, c = m >> 1, scale = k / n;
+    const taps = [];
+    for (let d = 0; d < n; d++) {
+      const s = Math.max(0, (d + 0.5) * scale - 0.5), i = Math.min(Math.floor(s), k - 1);
+      taps.push([i, Math.min(i + 1, k - 1), i < k - 1 ? s - i : 0]);
+    }
+    const views = [];
+    for (const [top, left] of [[0, 0], [0, m], [m, 0], [m, m], [c, c]]) {
+      const v = new Float32Array(n * n);
+      for (let y = 0; y < n; y++) {
+        const [y0, y1, fy] = taps[y], r0 = (top + y0) * n + left, r1 = (top + y1) * n + left;
+        for (let x = 0; x < n; x++) {
+          const [x0, x1, fx] = taps[x];
+          const a = base[r0 + x0] + fx * (base[r0 + x1] - base[r0 + x0]);
+          const b = base[r1 + x0] + fx * (base[r1 + x1] - base[r1 + x0]);
+          v[y * n + x] = a + fy * (b - a);
+        }
+      }
+      views.push(v, mirror(v));
+    }
+    return views;
+  }
+
   const anchorCache = new Map();
   /** detect._anchor_centres: SSD anchor centres, layers of one stride merged. */
   function anchors(h, w) {
@@ -298,19 +333,23 @@
 
     /** The faces in an RGB or RGBA image ({data, width, height, channels}), in the server's answer's
      * shape: {width, height, faces: [{box, probs, emotion, score, landmarks}], ms, crops}. Faces are
-     * eye-aligned as the server aligns them (``serve --no-align`` turns it off here too). */
-    async predict(img, { align = this.info.align !== false } = {}) {
+     * eye-aligned as the server aligns them (``serve --no-align`` turns it off here too), and their
+     * probabilities averaged over the server's test-time augmentation (``serve --tta``). */
+    async predict(img, { align = this.info.align !== false, tta = this.info.tta || "none" } = {}) {
       const t0 = performance.now();
       const dets = await this.detect(rgbOf(img));
       const g = grey(img), n = this.size;
       const crops = dets.map((d) => (align && d.landmarks ? alignFace(g, d.box, d.landmarks, n) : cropFace(g, d.box, n)));
       const faces = [];
       if (crops.length) {
-        const x = new Float32Array(crops.length * n * n);
-        crops.forEach((c, i) => x.set(c.data, i * n * n));
+        const views = crops.map((c) => ttaViews(c, tta)), V = views[0].length;
+        const x = new Float32Array(crops.length * V * n * n);
+        views.flat().forEach((v, i) => x.set(v, i * n * n));
         const ort = window.ort;
-        const out = await this.classifier.run({ [this.classifier.inputNames[0]]: new ort.Tensor("float32", x, [crops.length, 1, n, n]) });
-        const p = out[this.classifier.outputNames[0]].data, C = this.classes.length;
+        const out = await this.classifier.run({ [this.classifier.inputNames[0]]: new ort.Tensor("float32", x, [crops.length * V, 1, n, n]) });
+        const raw = out[this.classifier.outputNames[0]].data, C = this.classes.length;
+        const p = new Float32Array(crops.length * C);  // each face's mean over its V views
+        for (let i = 0; i < crops.length * V; i++) for (let c = 0; c < C; c++) p[Math.floor(i / V) * C + c] += raw[i * C + c] / V;
         dets.forEach((d, i) => {
           const probs = {};
           let top = 0;
