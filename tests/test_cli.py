@@ -90,3 +90,35 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path):
     out, err = p.communicate(timeout=60)
     assert p.returncode == 130 and err == "ferkit: interrupted\n", err
     assert out == ""
+
+
+def test_ctrl_c_that_comes_out_as_another_error_is_still_an_interrupt(monkeypatch, capsys):
+    """SIGINT while NumPy's C extension initialises surfaces as that import's ImportError (seen in CI): main()
+    still answers "ferkit: interrupted" and 130; the same error without a Ctrl-C keeps its traceback."""
+    import signal
+
+    from ferkit import cli
+
+    def run(argv):
+        signal.raise_signal(signal.SIGINT)  # through main()'s handler, as a real Ctrl-C
+
+    def swallowed(argv):
+        try:
+            run(argv)
+        except KeyboardInterrupt as exc:
+            raise ImportError("PyCapsule_Import could not import module datetime") from exc
+
+    monkeypatch.setattr(cli._Interrupts, "seen", False)
+    monkeypatch.setattr(cli, "run", swallowed)
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["predict"])
+    assert stop.value.code == 130 and capsys.readouterr().err == "ferkit: interrupted\n"
+
+    def broken(argv):
+        raise ImportError("a real import error")
+
+    monkeypatch.setattr(cli._Interrupts, "seen", False)
+    monkeypatch.setattr(cli, "run", broken)
+    with pytest.raises(ImportError, match="a real import error"):
+        cli.main(["predict"])
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -389,13 +389,15 @@ def test_dropout_option_sets_every_dropout_layer(tmp_path, toy, rate):
 
 
 def test_tiny_fer2013_run_beats_chance(tmp_path, fer2013):
-    """A few minutes' worth of real FER2013 (a subset) must beat the majority-class baseline."""
+    """A minute's worth of real FER2013 (a subset) must beat the majority-class baseline clearly. 8 epochs, not 4:
+    after 4 the margin was 5 points on 2 threads and 3.7 on 1 (2026-12-06), too close to the floating-point
+    differences between thread counts and CPUs; after 8, 40.3% against the majority's 25.8% on 1 thread."""
     data = fer2013.subsample(2400, seed=0)
-    r = train(dataset=data, project=str(tmp_path), progress=False, model="resnet_s", data="fer2013-subset", epochs=4,
+    r = train(dataset=data, project=str(tmp_path), progress=False, model="resnet_s", data="fer2013-subset", epochs=8,
               batch_size=32, optimizer="adamw", lr=3e-3, schedule="onecycle")
     val = data.split("val")
     majority = np.bincount(val.labels).max() / len(val)
-    assert r.best_val_acc > majority + 0.05, (r.best_val_acc, majority)
+    assert r.best_val_acc > majority + 0.08, (r.best_val_acc, majority)
 
 
 def test_tensorboard_logs_every_epoch_once_across_a_resume(tmp_path, toy, monkeypatch):

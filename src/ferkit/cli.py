@@ -475,12 +475,37 @@ def run(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+class _Interrupts:
+    """Ctrl-C, as Python's own handler raises it, remembered: a KeyboardInterrupt raised while a C extension
+    initialises (NumPy's, during start-up) can come out as that import's ImportError instead."""
+
+    seen = False
+
+    @classmethod
+    def handle(cls, signum: int, frame: Any) -> None:
+        cls.seen = True
+        raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _Interrupts.handle)
     try:
         sys.exit(run(argv))
-    except (FerkitError, FileNotFoundError) as exc:  # what the user can fix; anything else is a bug: a traceback
-        print(f"ferkit: error: {exc}", file=sys.stderr)
-        sys.exit(2)
     except KeyboardInterrupt:
-        print("ferkit: interrupted", file=sys.stderr)
-        sys.exit(130)
+        _interrupted()
+    except Exception as exc:
+        if _Interrupts.seen:  # the Ctrl-C came out as another error (see _Interrupts)
+            _interrupted()
+        if not isinstance(exc, (FerkitError, FileNotFoundError)):  # a bug: its traceback
+            raise
+        print(f"ferkit: error: {exc}", file=sys.stderr)  # what the user can fix
+        sys.exit(2)
+
+
+def _interrupted() -> None:
+    print("ferkit: interrupted", file=sys.stderr)
+    sys.exit(130)
