@@ -8,8 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..data.augment import TTA_MODES
-from ..errors import ConfigError
+from ..data.augment import TTA_VIEWS, check_tta
 from .runtime import ModelError, cpu_session
 from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, default_model_path, resolve_model, shipped_models  # noqa: F401
 
@@ -35,21 +34,20 @@ def face_views(faces: np.ndarray, tta: str) -> list[np.ndarray]:
     """The views of float faces (N, S, S) that ``tta`` averages, cut as :func:`ferkit.core.predict.tta_views`
     cuts them from tensors: the faces; plus their mirror images (flip); or ten crops of 11/12 of the side
     (four corners, centre, and their mirrors), each resized back to S x S (bilinear)."""
+    check_tta(tta)
     if tta == "none":
         return [faces]
     if tta == "flip":
         return [faces, faces[:, :, ::-1]]
-    if tta == "tencrop":
-        size = faces.shape[-1]
-        crop = round(size * 11 / 12)
-        m, c = size - crop, (size - crop) // 2
-        views = []
-        for top, left in ((0, 0), (0, m), (m, 0), (m, m), (c, c)):
-            v = np.stack([cv2.resize(f[top:top + crop, left:left + crop], (size, size), interpolation=cv2.INTER_LINEAR)
-                          for f in faces])
-            views += [v, v[:, :, ::-1]]
-        return views
-    raise ConfigError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+    size = faces.shape[-1]
+    crop = round(size * 11 / 12)
+    m, c = size - crop, (size - crop) // 2
+    views = []
+    for top, left in ((0, 0), (0, m), (m, 0), (m, m), (c, c)):
+        v = np.stack([cv2.resize(f[top:top + crop, left:left + crop], (size, size), interpolation=cv2.INTER_LINEAR)
+                      for f in faces])
+        views += [v, v[:, :, ::-1]]
+    return views
 
 
 class EmotionClassifier:
@@ -75,13 +73,12 @@ class EmotionClassifier:
         passes, "tencrop" ten)."""
         faces = np.asarray(faces)
         size = self.input_size
-        if tta not in TTA_MODES:
-            raise ConfigError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+        check_tta(tta)
         if faces.ndim != 3 or faces.shape[1:] != (size, size):
             raise ValueError(f"faces must be (N, {size}, {size}) grey crops, got shape {faces.shape}")
         if len(faces) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
-        step = max(1, batch_size // {"none": 1, "flip": 2, "tencrop": 10}[tta])  # faces whose views make one run
+        step = max(1, batch_size // TTA_VIEWS[tta])  # faces whose views make one run
         out = []
         for i in range(0, len(faces), step):
             views = face_views(faces[i:i + step].astype(np.float32), tta)  # V x (n, S, S): one run of V * n

@@ -15,8 +15,7 @@ from torch import nn
 from .checkpoint import Checkpoint, model_from_checkpoint
 from .shipped import is_shipped_name
 
-from ..data.augment import TTA_MODES
-from ..errors import ConfigError
+from ..data.augment import TTA_MODES, check_tta
 
 if TYPE_CHECKING:
     from .classifier import EmotionClassifier
@@ -51,21 +50,20 @@ def tta_views(x: torch.Tensor, tta: str, crop: int | None = None) -> list[torch.
     """The views averaged for ``tta``: the image; plus its mirror (flip); or ten crops of
     ``crop`` pixels (default: 11/12 of the input's side, 44 of 48; four corners, centre, and their
     mirrors) resized back to the input size."""
+    check_tta(tta)
     if tta == "none":
         return [x]
     if tta == "flip":
         return [x, x.flip(-1)]
-    if tta == "tencrop":
-        size = x.shape[-1]
-        crop = round(size * 11 / 12) if crop is None else crop
-        m, c = size - crop, (size - crop) // 2
-        views = []
-        for top, left in ((0, 0), (0, m), (m, 0), (m, m), (c, c)):
-            v = F.interpolate(x[..., top : top + crop, left : left + crop], size=(size, size), mode="bilinear",
-                              align_corners=False)
-            views += [v, v.flip(-1)]
-        return views
-    raise ConfigError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+    size = x.shape[-1]
+    crop = round(size * 11 / 12) if crop is None else crop
+    m, c = size - crop, (size - crop) // 2
+    views = []
+    for top, left in ((0, 0), (0, m), (m, 0), (m, m), (c, c)):
+        v = F.interpolate(x[..., top : top + crop, left : left + crop], size=(size, size), mode="bilinear",
+                          align_corners=False)
+        views += [v, v.flip(-1)]
+    return views
 
 
 @torch.no_grad()

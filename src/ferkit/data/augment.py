@@ -15,8 +15,16 @@ from ..errors import ConfigError
 if TYPE_CHECKING:
     import torch
 
-TTA_MODES = ("none", "flip", "tencrop")
-"""Test-time augmentations: none, a horizontal flip, or ten crops (corners, centre, and their flips)."""
+TTA_VIEWS = {"none": 1, "flip": 2, "tencrop": 10}
+"""Test-time augmentations and how many views each averages: none, a horizontal flip, or ten crops (corners,
+centre, and their flips)."""
+TTA_MODES = tuple(TTA_VIEWS)
+
+
+def check_tta(tta: str, name: str = "tta") -> None:
+    """A :class:`ConfigError` unless ``tta`` is one of :data:`TTA_MODES` (``name``: the setting, for the message)."""
+    if tta not in TTA_VIEWS:
+        raise ConfigError(f"{name} must be one of {TTA_MODES}, not {tta!r}")
 
 
 def _knob(default: float | int, help: str, metavar: str | None = None) -> float | int:

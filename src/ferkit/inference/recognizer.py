@@ -15,7 +15,7 @@ from ..core.faces import align_face, crop_face, face_crop  # noqa: F401  (align_
 from .capture import Capture, VideoError, VideoFrame, open_capture, opencv_path  # noqa: F401  (old import path)
 from .detect import DEFAULT_DETECTOR, Detector, create_detector
 from .faces import Detection, Face
-from ..data.augment import TTA_MODES
+from ..data.augment import check_tta
 from ..errors import ConfigError
 from .images import as_rgb
 from .smooth import FaceTracker
@@ -37,8 +37,7 @@ class Recognizer:
 
     def __init__(self, model: str | Path | None = None, detector: str | Detector = DEFAULT_DETECTOR, align: bool = True,
                  threads: int | None = None, tta: str = "none") -> None:
-        if tta not in TTA_MODES:
-            raise ConfigError(f"tta must be one of {TTA_MODES}, not {tta!r}")
+        check_tta(tta)
         self.classifier = EmotionClassifier(model, threads=threads)
         self.classes = self.classifier.classes
         self.detector = create_detector(detector, threads=threads) if isinstance(detector, str) else detector

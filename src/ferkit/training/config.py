@@ -14,7 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
-from ..data.augment import TTA_MODES, AugmentConfig
+from ..data.augment import TTA_MODES, AugmentConfig, check_tta
 from ..data.dataset import LABEL_SETS, SPLIT_BY, SPLIT_SETTINGS, check_fractions
 from ..data.classnames import parse_class_map
 from ..data.kdef import parse_angles
@@ -172,8 +172,7 @@ class TrainConfig:
             raise ConfigError("distill (the teacher's weight in the targets) must be in (0, 1]")
         if len(self.teacher) > 1 and any(t.endswith(".npy") for t in self.teacher):
             raise ConfigError("a saved teacher_probs.npy is the only --teacher: it holds its run's teachers' average")
-        if self.teacher_tta not in TTA_MODES:
-            raise ConfigError(f"teacher_tta must be one of {TTA_MODES}, not {self.teacher_tta!r}")
+        check_tta(self.teacher_tta, "teacher_tta")
         if not 0 <= self.ema < 1:
             raise ConfigError("ema (the decay per step) must be in [0, 1); 0 turns it off")
         if min(self.momentum, self.min_lr, self.decay_steps, self.plateau_patience) < 0 or not 0 < self.plateau_factor < 1:
