@@ -1,6 +1,7 @@
-"""CPU inference speed of an exported model on ONNX Runtime: per face and per 640x480 frame.
+"""CPU inference speed of an exported model (or an ensemble: `--model A,B`) on ONNX Runtime: per face and per
+640x480 frame.
 
-    .venv/bin/python benchmarks/inference_speed.py [--model M.onnx ...] [--tta none flip tencrop]
+    .venv/bin/python benchmarks/inference_speed.py [--model M.onnx|NAME|A,B ...] [--tta none flip tencrop]
         [--out benchmarks/inference_speed.md]
 
 Classification: 48x48 faces at batch 1 (median latency) and batch 256 (faces/s). End to end: one
@@ -29,7 +30,7 @@ import onnxruntime
 from ferkit.apps.video import video_file
 from ferkit.data.augment import TTA_MODES
 from ferkit.demo import demo_photo
-from ferkit.inference import EmotionClassifier, Recognizer, default_model_path, read_image
+from ferkit.inference import Recognizer, default_model_path, load_classifier, read_image
 from ferkit.inference.detect import DETECTORS
 
 VIDEO = Path(__file__).resolve().parents[2] / "shared" / "examples" / "fer_woman2.mp4"
@@ -68,10 +69,11 @@ def main() -> None:
     tta_named = args.tta != ["none"]
     for path, tta in [(p, t) for p in args.model for t in args.tta]:
         name = Path(path).name + (f" (tta {tta})" if tta_named else "")
-        clf = EmotionClassifier(path)
+        clf = load_classifier(path)  # "A,B": an ensemble
         b1 = median_ms(lambda: clf.predict_proba(one, tta=tta), args.runs)
         b256 = median_ms(lambda: clf.predict_proba(many, batch_size=256, tta=tta), max(20, args.runs // 10), warmup=3)
-        rows.append((name, clf.metadata.get("precision", "?"), b1, 256 / (b256 / 1000)))
+        precision = "+".join(m.metadata.get("precision", "?") for m in clf.members)
+        rows.append((name, precision, b1, 256 / (b256 / 1000)))
         print(f"{rows[-1][0]}: {b1:.3f} ms/face at batch 1, {rows[-1][3]:.0f} faces/s batched")
         for det in DETECTORS if not tta_named else ["blazeface"]:
             rec = Recognizer(model=path, detector=det, tta=tta)

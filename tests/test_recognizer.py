@@ -200,3 +200,34 @@ def test_recognizer_tta(onnx_fp32):
     assert len(faces) == 1 and faces[0].box == plain.predict(photo)[0].box  # the same detection, other probabilities
     with pytest.raises(ConfigError, match="tta must be one of"):
         Recognizer(model=onnx_fp32.path, tta="twentycrop")
+
+
+def test_an_ensemble_averages_its_members(onnx_fp32):
+    """``Recognizer(model="A,B")`` (or a list): each face's probabilities are the mean of the members', each over
+    the same TTA views, as ``ferkit evaluate A B --tta ...`` averages them; its name joins the members'."""
+    from ferkit.core.classifier import EnsembleClassifier, load_classifier
+
+    ensemble = Recognizer(model=f"small,{onnx_fp32.path}", tta="flip")
+    assert isinstance(ensemble.classifier, EnsembleClassifier)
+    assert [m.path for m in ensemble.classifier.members] == [shipped_models()["small"], onnx_fp32.path]
+    assert ensemble.classifier.name == f"resnet_s_fer2013+{onnx_fp32.path.stem}"
+    photo = read_image(demo_photo())
+    (face,) = ensemble.predict(photo)
+    members = [Recognizer(model=m, tta="flip").predict(photo)[0].probs for m in ("small", onnx_fp32.path)]
+    assert face.probs == pytest.approx({c: (members[0][c] + members[1][c]) / 2 for c in face.probs}, abs=1e-6)
+    assert face.probs != pytest.approx(members[0], abs=1e-3)
+    assert Recognizer(model=["small", onnx_fp32.path], tta="flip").predict(photo)[0].probs == face.probs
+    single = load_classifier("small")
+    assert not isinstance(single, EnsembleClassifier) and single.members == [single]
+
+
+def test_an_ensemble_refuses_members_that_cannot_be_averaged():
+    from ferkit.core.runtime import ModelError
+    from ferkit.errors import ConfigError
+
+    with pytest.raises(ModelError, match="cannot be averaged with resnet_sw_fer2013.int8.onnx: its classes"):
+        Recognizer(model="default,ferplus")  # 8 FER+ classes against FER2013's 7
+    with pytest.raises(ConfigError, match="an empty name"):
+        Recognizer(model="default,")
+    with pytest.raises(FileNotFoundError, match="flagshp: no such ONNX model"):
+        Recognizer(model="default,flagshp")

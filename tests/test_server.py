@@ -77,6 +77,25 @@ def test_serve_with_tta(photo):
     assert face["probs"] != pytest.approx(Recognizer(model="small").predict(demo_photo())[0].probs, abs=1e-4)
 
 
+def test_serve_an_ensemble(photo):
+    """``ferkit serve --weights small,default``: the answers are the ensemble Recognizer's, /v1/models names its
+    members, and the page's on-device settings list each member's file (served, under its hash) to average."""
+    with TestClient(create_app(model="small,default"), raise_server_exceptions=False) as c:
+        (model,) = c.get("/v1/models").json()["models"]
+        assert (model["name"], model["architecture"], model["precision"]) == (
+            "resnet_s_fer2013+resnet_sw_fer2013.int8", "resnet_s+resnet_sw", "fp32+int8")
+        assert [m["name"] for m in model["members"]] == ["resnet_s_fer2013", "resnet_sw_fer2013.int8"]
+        assert model["members"][1]["temperature"] == pytest.approx(0.833, abs=1e-3)
+        urls = c.get("/ondevice.json").json()["classifier"]["urls"]
+        assert [u.split("/")[1].rsplit(".", 2)[0] for u in urls] == ["resnet_s_fer2013", "resnet_sw_fer2013.int8"]
+        for url, name in zip(urls, ("small", "default")):
+            assert c.get("/" + url).content == shipped_models()[name].read_bytes()
+        body = _post(c, photo).json()
+    assert body["model"] == "resnet_s_fer2013+resnet_sw_fer2013.int8"
+    want = Recognizer(model="small,default").predict(np.asarray(Image.open(io.BytesIO(photo)).convert("RGB")))[0]
+    assert body["faces"][0]["probs"] == pytest.approx(want.probs, abs=1e-5)
+
+
 def test_predict_one_photo(client, photo):
     r = _post(client, photo)
     assert r.status_code == 200, r.text

@@ -53,6 +53,13 @@ def small_server():
         yield url, recorder
 
 
+@pytest.fixture(scope="module")
+def ensemble_server():
+    """A server of an ensemble (``serve --weights small,default``): the page runs both members and averages."""
+    with running_server(threads=1, model="small,default") as (url, recorder):
+        yield url, recorder
+
+
 @pytest.fixture
 def phone(playwright_and_browser, server):
     """A fresh phone-sized context on the page, service workers blocked so that ``page.route`` sees every
@@ -63,6 +70,11 @@ def phone(playwright_and_browser, server):
 @pytest.fixture
 def small_phone(playwright_and_browser, small_server):
     yield from _phone_on(playwright_and_browser, small_server[0])
+
+
+@pytest.fixture
+def ensemble_phone(playwright_and_browser, ensemble_server):
+    yield from _phone_on(playwright_and_browser, ensemble_server[0])
 
 
 def _phone_on(playwright_and_browser, url: str):
@@ -116,11 +128,13 @@ def _images():
             yield name, read_image(SHARED_EXAMPLES / name)
 
 
-@pytest.mark.parametrize("model, tol", [("small", PROB_TOL), ("default", INT8_PROB_TOL)])
+@pytest.mark.parametrize("model, tol", [("small", PROB_TOL), ("default", INT8_PROB_TOL),
+                                        ("small,default", INT8_PROB_TOL)])
 def test_browser_pipeline_matches_python(request, model, tol):
     """The same RGB pixels through both pipelines: the same faces, boxes within BOX_PX, every
-    probability within PROB_TOL (fp32 ``small``) or INT8_PROB_TOL (the int8 default)."""
-    page, _ = request.getfixturevalue("small_phone" if model == "small" else "phone")
+    probability within PROB_TOL (fp32 ``small``) or INT8_PROB_TOL (the int8 default, or an ensemble with it,
+    whose members the page runs and averages as the Recognizer does)."""
+    page, _ = request.getfixturevalue({"small": "small_phone", "default": "phone", "small,default": "ensemble_phone"}[model])
     worst_prob, worst_box, faces = 0.0, 0, 0
     for name, rgb in _images():
         want = _python_faces(rgb, model=model)

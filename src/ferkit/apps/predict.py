@@ -205,9 +205,9 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
         rec = recognizer or Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)
         classes = rec.classes
     else:
-        from ..core.classifier import EmotionClassifier
+        from ..core.classifier import load_classifier
 
-        classes = EmotionClassifier(model, threads=1).classes
+        classes = load_classifier(model, threads=1).classes
     sources = itertools.chain(inputs, read_file_list(file_list) if file_list is not None else ())
     out = Path(out)
     if os.path.exists(out) and not out.is_dir():

@@ -252,11 +252,12 @@ def _web_dir() -> Path:
 
 def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR, align: bool = True,
                limits: Limits = Limits(), workers: int = 1, threads: int | None = None, tta: str = "none") -> FastAPI:
-    """The FastAPI app. ``model``: an ONNX file from ``ferkit export`` (default: the shipped one);
+    """The FastAPI app. ``model``: a shipped model's name or an ONNX file from ``ferkit export`` (default: the
+    package's default), or several, comma-separated, for an ensemble (the on-device mode runs every member too);
     ``workers``: images processed at once (each ONNX Runtime session uses ``threads``, default every core);
     ``tta``: the :class:`Recognizer`'s test-time augmentation of the API's answers ("none", "flip", "tencrop")."""
     recognizer = Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)
-    model_name = recognizer.classifier.path.stem
+    model_name = recognizer.classifier.name
     limiter = anyio.CapacityLimiter(workers)
     app = FastAPIOffline(title="ferkit", version=recognizer.classifier.metadata.get("ferkit_version", "0"),
                          description="Facial emotion recognition: faces, boxes and seven emotion probabilities per image.")
@@ -374,11 +375,15 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
 
     @app.get("/v1/models", tags=["info"])
     async def models() -> dict:
-        """The loaded model (the server has one) and how faces are found."""
-        meta, size = recognizer.classifier.metadata, recognizer.classifier.input_size
+        """The loaded model (the server has one: a network, or an ensemble whose members' probabilities are
+        averaged) and how faces are found."""
+        size = recognizer.classifier.input_size
+        members = [{"name": m.name, "architecture": m.metadata.get("model"), "precision": m.metadata.get("precision"),
+                    "temperature": float(m.metadata.get("temperature", 1.0))} for m in recognizer.classifier.members]
+        first = members[0] if len(members) == 1 else {
+            "name": model_name, **{k: "+".join(str(m[k]) for m in members) for k in ("architecture", "precision")}}
         return {"default": model_name, "models": [{
-            "name": model_name, "architecture": meta.get("model"), "precision": meta.get("precision"),
-            "temperature": float(meta.get("temperature", 1.0)), "classes": list(recognizer.classes),
+            **first, "members": members, "classes": list(recognizer.classes),
             "input": f"{size}x{size} grey face", "detector": recognizer.detector.name,
             "align": recognizer.align, "tta": recognizer.tta, "limits": asdict(limits)}]}
 
@@ -386,19 +391,19 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     async def healthz() -> dict:
         return {"status": "ok"}
 
-    # The page's files, the vendored runtime and the two models for the on-device mode: routes, not a mount
-    # at "/", so that a wrong method on an API path stays a 405. Model URLs carry the file's hash, so that
-    # the service worker may keep them for good.
+    # The page's files, the vendored runtime and the models for the on-device mode (the classifier's members and
+    # BlazeFace, whatever detector the server uses): routes, not a mount at "/", so that a wrong method on an API
+    # path stays a 405. Model URLs carry the file's hash, so that the service worker may keep them for good.
     web_files = {p.relative_to(_web_dir()).as_posix(): p for p in _web_dir().rglob("*") if p.is_file()}
-    on_device = {"classifier": recognizer.classifier.path,  # BlazeFace on the device, whatever the server uses
-                 "detector": Path(str(resources.files("ferkit") / "weights" / "face_detection_back.onnx"))}
-    model_files = {f"{p.stem}.{_file_hash(p)}.onnx": p for p in on_device.values()}
-    urls = {role: f"models/{p.stem}.{_file_hash(p)}.onnx" for role, p in on_device.items()}
+    detector_file = Path(str(resources.files("ferkit") / "weights" / "face_detection_back.onnx"))
+    model_files = {f"{p.stem}.{_file_hash(p)}.onnx": p
+                   for p in [m.path for m in recognizer.classifier.members] + [detector_file]}
+    urls = {p: f"models/{name}" for name, p in model_files.items()}
     on_device_info = {
         "runtime": "ort/", "align": recognizer.align, "tta": recognizer.tta,
-        "classifier": {"url": urls["classifier"], "name": model_name, "classes": list(recognizer.classes),
-                       "input_size": recognizer.classifier.input_size},
-        "detector": {"url": urls["detector"], "name": "blazeface"}}
+        "classifier": {"urls": [urls[m.path] for m in recognizer.classifier.members], "name": model_name,
+                       "classes": list(recognizer.classes), "input_size": recognizer.classifier.input_size},
+        "detector": {"url": urls[detector_file], "name": "blazeface"}}
 
     def send(path: Path, cache: str = "no-cache") -> FileResponse:
         return FileResponse(path, media_type=MEDIA_TYPES.get(path.suffix), headers={"Cache-Control": cache})

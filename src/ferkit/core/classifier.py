@@ -1,14 +1,17 @@
-"""Classify grey face crops (48x48 for FER2013 models) with an exported ONNX model on ONNX Runtime."""
+"""Classify grey face crops (48x48 for FER2013 models) with an exported ONNX model, or an ensemble of them, on
+ONNX Runtime."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..data.augment import TTA_VIEWS, check_tta
+from ..errors import ConfigError
 from .runtime import ModelError, cpu_session
 from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, default_model_path, resolve_model, shipped_models  # noqa: F401
 
@@ -66,6 +69,8 @@ class EmotionClassifier:
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.input_size: int = _input_size(self.path, model_input.shape)
+        self.members: list[EmotionClassifier] = [self]
+        self.name: str = self.path.stem
 
     def predict_proba(self, faces: np.ndarray, batch_size: int = 256, tta: str = "none") -> np.ndarray:
         """Probabilities (N, C) for grey faces (N, S, S), S = ``input_size``, pixels 0..255 (uint8 or float),
@@ -85,3 +90,49 @@ class EmotionClassifier:
             probs = self.session.run(None, {self.input_name: np.concatenate(views)[:, None]})[0]
             out.append(probs.reshape(len(views), -1, probs.shape[-1]).mean(0))
         return np.concatenate(out)
+
+
+ModelSpec = str | Path | Sequence[str | Path] | None
+
+
+def model_list(model: ModelSpec) -> list[str | Path | None]:
+    """The models ``model`` names: one (a shipped name, an ONNX file, or ``None`` for the default), or several for an
+    ensemble, as a sequence or one comma-separated string (``"flagship,default"``; an existing file whose name has a
+    comma stays one model)."""
+    if isinstance(model, (list, tuple)):
+        if not model:
+            raise ConfigError("an ensemble needs at least one model")
+        return list(model)
+    if isinstance(model, str) and "," in model and not Path(model).exists():
+        names = [m.strip() for m in model.split(",")]
+        if not all(names):
+            raise ConfigError(f"{model!r}: an empty name in the comma-separated models")
+        return names
+    return [model]
+
+
+class EnsembleClassifier:
+    """Several :class:`EmotionClassifier` whose probabilities are averaged, each over the same TTA views (as
+    ``ferkit evaluate A B`` averages them). The members must share their classes and input size."""
+
+    def __init__(self, models: Sequence[str | Path], threads: int | None = None) -> None:
+        self.members = [EmotionClassifier(m, threads=threads) for m in models]
+        first = self.members[0]
+        for m in self.members[1:]:
+            if m.classes != first.classes or m.input_size != first.input_size:
+                raise ModelError(m.path, f"cannot be averaged with {first.path.name}: its classes {list(m.classes)} at "
+                                         f"{m.input_size} px differ from {list(first.classes)} at {first.input_size} px")
+        self.classes: tuple[str, ...] = first.classes
+        self.input_size: int = first.input_size
+        self.metadata = first.metadata  # the package's version and the like; each member's own: ``members``
+        self.name: str = "+".join(m.name for m in self.members)
+
+    def predict_proba(self, faces: np.ndarray, batch_size: int = 256, tta: str = "none") -> np.ndarray:
+        """The members' :meth:`EmotionClassifier.predict_proba` averaged."""
+        return np.mean([m.predict_proba(faces, batch_size, tta) for m in self.members], axis=0)
+
+
+def load_classifier(model: ModelSpec = None, threads: int | None = None) -> EmotionClassifier | EnsembleClassifier:
+    """An :class:`EmotionClassifier` for one model, an :class:`EnsembleClassifier` for several (see :func:`model_list`)."""
+    models = model_list(model)
+    return EmotionClassifier(models[0], threads) if len(models) == 1 else EnsembleClassifier(models, threads)

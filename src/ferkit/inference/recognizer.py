@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from ..core.classifier import EmotionClassifier
+from ..core.classifier import ModelSpec, load_classifier
 from ..core.faces import align_face, crop_face, face_crop  # noqa: F401  (align_face, crop_face: old import path)
 from .capture import Capture, VideoError, VideoFrame, open_capture, opencv_path  # noqa: F401  (old import path)
 from .detect import DEFAULT_DETECTOR, Detector, create_detector
@@ -26,7 +26,9 @@ ImageLike = str | Path | np.ndarray | Image.Image
 class Recognizer:
     """``Recognizer(model=None, detector="blazeface").predict(image) -> list[Face]``.
 
-    ``model`` is an ONNX file from ``ferkit export`` (default: the model shipped in the package);
+    ``model`` is a shipped model's name or an ONNX file from ``ferkit export`` (default: the package's default
+    model); several (a list, or names separated by commas: ``"flagship,default"``) make an ensemble whose
+    probabilities are averaged (each member's time added);
     ``detector`` a name ("blazeface", "haar"), made with ``threads`` as the classifier is, or a :class:`Detector`;
     ``align`` levels the eyes before classifying when the detector gives landmarks; ``tta`` averages each
     face's probabilities over test-time augmented views of its crop ("flip": with its mirror image, twice the
@@ -35,10 +37,10 @@ class Recognizer:
     OpenCV reads).
     """
 
-    def __init__(self, model: str | Path | None = None, detector: str | Detector = DEFAULT_DETECTOR, align: bool = True,
+    def __init__(self, model: ModelSpec = None, detector: str | Detector = DEFAULT_DETECTOR, align: bool = True,
                  threads: int | None = None, tta: str = "none") -> None:
         check_tta(tta)
-        self.classifier = EmotionClassifier(model, threads=threads)
+        self.classifier = load_classifier(model, threads=threads)
         self.classes = self.classifier.classes
         self.detector = create_detector(detector, threads=threads) if isinstance(detector, str) else detector
         self.align = align

@@ -264,15 +264,15 @@
   }
 
   class OnDevice {
-    constructor(info, detector, classifier) {
+    constructor(info, detector, classifiers) {
       this.info = info;
       this.classes = info.classifier.classes;
       this.size = info.classifier.input_size;
       this.detector = detector;
-      this.classifier = classifier;
+      this.classifiers = classifiers;  // one session, or an ensemble's members (their probabilities averaged)
     }
 
-    /** Load the runtime and both models; ``info`` is ondevice.json. */
+    /** Load the runtime, BlazeFace and the classifier (each member of an ensemble); ``info`` is ondevice.json. */
     static async create(info) {
       const ort = window.ort;
       if (!ort) throw new Error("ONNX Runtime Web did not load");
@@ -282,8 +282,9 @@
       ort.env.logLevel = "error";
       const opts = { executionProviders: ["wasm"], graphOptimizationLevel: "all" };
       const detector = await ort.InferenceSession.create(info.detector.url, opts);
-      const classifier = await ort.InferenceSession.create(info.classifier.url, opts);
-      return new OnDevice(info, detector, classifier);
+      const classifiers = [];
+      for (const url of info.classifier.urls) classifiers.push(await ort.InferenceSession.create(url, opts));
+      return new OnDevice(info, detector, classifiers);
     }
 
     /** BlazeFace on an RGB image: [{box: [x, y, w, h], landmarks: [[x, y] x 6], score}], left to right. */
@@ -334,7 +335,8 @@
     /** The faces in an RGB or RGBA image ({data, width, height, channels}), in the server's answer's
      * shape: {width, height, faces: [{box, probs, emotion, score, landmarks}], ms, crops}. Faces are
      * eye-aligned as the server aligns them (``serve --no-align`` turns it off here too), and their
-     * probabilities averaged over the server's test-time augmentation (``serve --tta``). */
+     * probabilities averaged over the server's test-time augmentation (``serve --tta``) and an ensemble's members
+     * (``serve --model flagship,default``). */
     async predict(img, { align = this.info.align !== false, tta = this.info.tta || "none" } = {}) {
       const t0 = performance.now();
       const dets = await this.detect(rgbOf(img));
@@ -346,10 +348,13 @@
         const x = new Float32Array(crops.length * V * n * n);
         views.flat().forEach((v, i) => x.set(v, i * n * n));
         const ort = window.ort;
-        const out = await this.classifier.run({ [this.classifier.inputNames[0]]: new ort.Tensor("float32", x, [crops.length * V, 1, n, n]) });
-        const raw = out[this.classifier.outputNames[0]].data, C = this.classes.length;
-        const p = new Float32Array(crops.length * C);  // each face's mean over its V views
-        for (let i = 0; i < crops.length * V; i++) for (let c = 0; c < C; c++) p[Math.floor(i / V) * C + c] += raw[i * C + c] / V;
+        const C = this.classes.length, M = this.classifiers.length;
+        const p = new Float32Array(crops.length * C);  // each face's mean over its V views and the M members
+        for (const session of this.classifiers) {
+          const out = await session.run({ [session.inputNames[0]]: new ort.Tensor("float32", x, [crops.length * V, 1, n, n]) });
+          const raw = out[session.outputNames[0]].data;
+          for (let i = 0; i < crops.length * V; i++) for (let c = 0; c < C; c++) p[Math.floor(i / V) * C + c] += raw[i * C + c] / (V * M);
+        }
         dets.forEach((d, i) => {
           const probs = {};
           let top = 0;

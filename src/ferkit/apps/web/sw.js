@@ -1,4 +1,4 @@
-// ferkit's service worker: keeps the page, ONNX Runtime Web and the two models (whose URLs name their
+// ferkit's service worker: keeps the page, ONNX Runtime Web and the models (whose URLs name their
 // hash), so that the page and the on-device game open and run with no network after the first visit.
 // The API (v1/, healthz, docs) is never cached: photos and server mode need the server.
 "use strict";
@@ -14,7 +14,7 @@ self.addEventListener("install", (event) => {
     const cache = await caches.open(CACHE);
     await cache.addAll(SHELL);
     const info = await (await cache.match("ondevice.json")).json();
-    await cache.addAll([info.classifier.url, info.detector.url]);
+    await cache.addAll([...info.classifier.urls, info.detector.url]);
     await self.skipWaiting();
   })());
 });
