@@ -86,7 +86,10 @@ class FailsOnTiny:
     """A recogniser that raises on any batch holding an image smaller than 10x10 pixels."""
 
     def __init__(self, rec: Recognizer) -> None:
-        self.rec, self.classes = rec, rec.classes
+        self.rec = rec
+
+    def __getattr__(self, name):  # classes, classifier, detector ...: the recogniser's
+        return getattr(self.rec, name)
 
     def predict_batch(self, images, **kw):
         if any(min(im.shape[:2]) < 10 for im in images):
@@ -168,7 +171,10 @@ class StopsAt:
     """The recogniser, with Ctrl-C at its ``at``-th batch."""
 
     def __init__(self, rec: Recognizer, at: int) -> None:
-        self.rec, self.at, self.calls, self.classes = rec, at, 0, rec.classes
+        self.rec, self.at, self.calls = rec, at, 0
+
+    def __getattr__(self, name):  # classes, classifier, detector ...: the recogniser's
+        return getattr(self.rec, name)
 
     def predict_batch(self, images, **kw):
         self.calls += 1

@@ -34,3 +34,42 @@ def test_predict_command_with_no_readable_image_fails(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ferkit", "predict", str(tmp_path / "nothing*.jpg"), "--out",
                         str(tmp_path / "o"), "--quiet"], capture_output=True, text=True)
     assert r.returncode == 1 and "no such file" in r.stderr
+
+
+def test_resuming_with_other_settings_is_refused(tmp_path):
+    """An --out holds one model's answers: appending with another model, TTA, detector or alignment is refused
+    (predict_settings.json records them); the same settings resume, --overwrite starts afresh."""
+    import pytest
+
+    from ferkit.apps.predict import predict_files
+    from ferkit.errors import ConfigError
+
+    Image.open(demo_photo()).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    kw = dict(out=out, progress=False, save_images=False)
+    assert predict_files([tmp_path / "a.png"], model="small", **kw).images == 1
+    settings = json.loads((out / "predict_settings.json").read_text())
+    assert settings["tta"] == "none" and settings["models"][0].startswith("resnet_s_fer2013.onnx (sha256 ")
+    assert predict_files([tmp_path / "a.png"], model="small", **kw).images == 0  # resumed: done already
+    with pytest.raises(ConfigError, match=r"other settings \(tta: 'none' there, 'flip' now\); use --overwrite"):
+        predict_files([tmp_path / "a.png"], model="small", tta="flip", **kw)
+    with pytest.raises(ConfigError, match="models: .*resnet_s_fer2013.onnx.*resnet_sw_fer2013.int8.onnx"):
+        predict_files([tmp_path / "a.png"], model="small,default", **kw)
+    assert predict_files([tmp_path / "a.png"], model="small,default", overwrite=True, **kw).images == 1
+    assert len(json.loads((out / "predict_settings.json").read_text())["models"]) == 2
+
+
+def test_ray_workers_get_the_models_files(tmp_path, monkeypatch):
+    """``--engine ray`` hands its workers the members' absolute files, which a worker in another folder (or
+    on another machine with the package at the same place) opens; a shipped name made into a path would not be."""
+    from ferkit.apps import predict_ray
+    from ferkit.apps.predict import predict_files
+    from ferkit.inference import Recognizer, shipped_models
+
+    seen = {}
+    monkeypatch.setattr(predict_ray, "run_ray", lambda batches, consume, workers, **kw: seen.update(kw))
+    Image.open(demo_photo()).save(tmp_path / "a.png")
+    predict_files([tmp_path / "a.png"], out=tmp_path / "o", model="flagship,default", engine="ray", progress=False)
+    assert seen["model"] == [str(shipped_models()[n].resolve()) for n in ("flagship", "default")]
+    monkeypatch.chdir(tmp_path)
+    assert Recognizer(model=seen["model"]).classifier.name == "resnet_m_fer2013.int8+resnet_sw_fer2013.int8"

@@ -59,7 +59,9 @@ class Stopping:
 
     def __init__(self, rec: Recognizer, at: int, kill: bool = False) -> None:
         self.rec, self.at, self.kill, self.calls = rec, at, kill, 0
-        self.classes = rec.classes
+
+    def __getattr__(self, name):  # classes, classifier, detector ...: the recogniser's
+        return getattr(self.rec, name)
 
     def predict_batch(self, images, **kw):
         self.calls += 1

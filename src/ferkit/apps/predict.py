@@ -25,6 +25,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from ..core.runtime import file_sha256
 from ..data.images import IMAGE_SUFFIXES
 from ..inference.recognizer import Recognizer
 from ..errors import ConfigError
@@ -203,18 +204,21 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
         raise ConfigError("batch, workers and threads must be >= 1")
     if engine == "local":
         rec = recognizer or Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)
-        classes = rec.classes
+        classifier, settings = rec.classifier, {"detector": rec.detector.name, "align": rec.align, "tta": rec.tta}
     else:
         from ..core.classifier import load_classifier
 
-        classes = load_classifier(model, threads=1).classes
+        classifier, settings = load_classifier(model, threads=1), {"detector": detector, "align": align, "tta": tta}
+    classes = classifier.classes
+    members = [m.path.resolve() for m in classifier.members]
+    settings = {"models": [f"{p.name} (sha256 {file_sha256(p)})" for p in members], **settings, "detect": detect}
     sources = itertools.chain(inputs, read_file_list(file_list) if file_list is not None else ())
     out = Path(out)
     if os.path.exists(out) and not out.is_dir():
         raise ConfigError(f"{out} is a file; the output (--out) must be a folder")
     out.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary(out)
-    outputs = Outputs(out, wanted, classes, overwrite)
+    outputs = Outputs(out, wanted, classes, overwrite, settings)
     batches = _batches(expand_inputs(sources, exclude=out), batch, outputs, save_images, summary)
     bar = tqdm(desc="predict", unit=" image", disable=not progress)
 
@@ -238,7 +242,7 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
             from .predict_ray import run_ray
 
             run_ray(batches, consume, workers, out=str(out.resolve()), base=os.getcwd(),
-                    model=None if model is None else str(Path(model).resolve()), detector=detector, align=align,
+                    model=[str(p) for p in members], detector=detector, align=align,
                     detect=detect, threads=threads or 1, tta=tta)
     finally:
         outputs.close()

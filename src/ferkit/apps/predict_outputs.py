@@ -113,12 +113,36 @@ class _ParquetParts:
             self.writer, self.index, self.in_part = None, self.index + 1, 0
 
 
+SETTINGS = "predict_settings.json"
+
+
+def _check_settings(out: Path, settings: dict, overwrite: bool) -> None:
+    """``out/predict_settings.json`` records what made the results (models, detector, TTA ...): a run that
+    would append to them with other settings is refused, so that one folder never mixes two models' answers.
+    Results of a ferkit that did not record them are taken as this run's."""
+    path = out / SETTINGS
+    if path.exists() and not overwrite:
+        try:
+            before = json.loads(path.read_text())
+        except ValueError:
+            raise ConfigError(f"{path}: not a ferkit settings record; fix it or start afresh with --overwrite") from None
+        if before != settings:
+            diff = "; ".join(f"{k}: {before.get(k)!r} there, {settings.get(k)!r} now"
+                             for k in sorted(set(before) | set(settings)) if before.get(k) != settings.get(k))
+            raise ConfigError(f"{out} holds results made with other settings ({diff}); use --overwrite or another "
+                              "--out")
+    path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
 class Outputs:
     """``predictions.jsonl`` (always: the record of what is done), ``predictions.csv`` (one row per
     face) and ``predictions.parquet/`` (one row per input, as the JSON lines) in ``out``, appended
-    per batch: the JSON lines first, then the rest, each flushed. Opening repairs what a crash left."""
+    per batch: the JSON lines first, then the rest, each flushed. Opening repairs what a crash left;
+    ``settings`` (what makes the results) must be those the folder's results were made with."""
 
-    def __init__(self, out: Path, formats: Iterable[str], classes: Iterable[str], overwrite: bool) -> None:
+    def __init__(self, out: Path, formats: Iterable[str], classes: Iterable[str], overwrite: bool,
+                 settings: dict) -> None:
+        _check_settings(out, settings, overwrite)
         self.jsonl, csv_path = out / "predictions.jsonl", out / "predictions.csv"
         parquet_dir = out / "predictions.parquet"
         if overwrite:

@@ -22,7 +22,7 @@ class _RayPredictor:
     """A Ray Data worker: one recogniser, built once; each row is a batch (JSON), answered with its
     records (JSON)."""
 
-    def __init__(self, out: str, base: str, model: str | None, detector: str, align: bool, detect: bool,
+    def __init__(self, out: str, base: str, model: list[str], detector: str, align: bool, detect: bool,
                  threads: int, tta: str) -> None:
         cv2.setNumThreads(threads)
         self.rec = Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)

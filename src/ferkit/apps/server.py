@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import hashlib
 import itertools
 import logging
 import time
@@ -44,6 +43,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..core.runtime import file_sha256
 from ..errors import ConfigError
 from ..inference import ImageError, Recognizer, decode_image
 from ..inference.detect import DEFAULT_DETECTOR
@@ -396,7 +396,7 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     # path stays a 405. Model URLs carry the file's hash, so that the service worker may keep them for good.
     web_files = {p.relative_to(_web_dir()).as_posix(): p for p in _web_dir().rglob("*") if p.is_file()}
     detector_file = Path(str(resources.files("ferkit") / "weights" / "face_detection_back.onnx"))
-    model_files = {f"{p.stem}.{_file_hash(p)}.onnx": p
+    model_files = {f"{p.stem}.{file_sha256(p)}.onnx": p
                    for p in [m.path for m in recognizer.classifier.members] + [detector_file]}
     urls = {p: f"models/{name}" for name, p in model_files.items()}
     on_device_info = {
@@ -438,13 +438,6 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
 
 MEDIA_TYPES = {".js": "text/javascript", ".mjs": "text/javascript", ".wasm": "application/wasm",
                ".webmanifest": "application/manifest+json", ".onnx": "application/octet-stream"}
-
-
-@functools.cache
-def _file_hash(path: Path) -> str:
-    """The first 12 hex digits of a file's SHA-256."""
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
 
 
 def startup_message(host: str, port: int, cert: Certificate | None, lan: list[str]) -> str:

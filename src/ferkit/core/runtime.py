@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,13 @@ CALIBRATION_METHODS = ("minmax", "percentile")
 through ``quantize_static``, has as many histogram bins as quantised ones and so gives the extremes too); recorded
 as the model's ``calibration`` metadata."""
 PERCENTILE = 99.999
+
+
+@functools.cache
+def file_sha256(path: Path) -> str:
+    """The first 12 hex digits of a file's SHA-256 (a model file's identity: its name may be reused)."""
+    with Path(path).open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()[:12]
 
 
 class ModelError(FerkitError, ValueError):
