@@ -47,6 +47,10 @@ def test_video_tta_and_the_summary_of_settings(onnx_fp32, clip, tmp_path):
     want = Recognizer(model=onnx_fp32.path, tta="flip").predict(frame)[0]
     row = next(r for r in _csv_rows(tmp_path / "clip.csv") if r["frame"] == "0" and r["track"] == "0")
     assert float(row[want.emotion]) == pytest.approx(want.score, abs=1e-3)
+    video_file(clip, out=tmp_path / "ens", model=f"small,{onnx_fp32.path}", max_frames=1, save_video=False,
+               progress=False)
+    summary = json.loads((tmp_path / "ens" / "clip_summary.json").read_text())
+    assert summary["model"] == f"resnet_s_fer2013.onnx+{onnx_fp32.path.name}"  # an ensemble: its members
 
 
 def test_video_stride_recognises_every_nth_frame_and_keeps_all_in_the_mp4(recognizer, clip, tmp_path):

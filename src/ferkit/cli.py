@@ -440,7 +440,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             print(models_table(as_json=args.json))
             if not args.json:
                 print("shipped, trained models (by name: predict --weights, evaluate, train --teacher): "
-                      + ", ".join(f"{n} = {f}" for n, f in SHIPPED_MODELS.items()))
+                      + ", ".join(f"{n} = {f}" for n, f in SHIPPED_MODELS.items())
+                      + "; --weights flagship,default averages two as an ensemble (the most accurate with --tta "
+                        "flip; evaluate and --teacher take several names space-separated)")
     elif args.command == "recipes":
         from .training.recipes import recipes_table
 
