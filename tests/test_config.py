@@ -62,6 +62,12 @@ def test_to_argv_round_trips_through_the_train_parser(cfg):
     assert parse_train(cfg.to_argv()) == cfg
 
 
+def test_teachers_may_be_comma_separated_as_weights_are():
+    assert TrainConfig(model="m", data="d", teacher=["flagship,default", "x.onnx"]).teacher == [
+        "flagship", "default", "x.onnx"]
+    assert parse_train(["--model", "m", "--data", "d", "--teacher", "flagship,default"]).teacher == ["flagship", "default"]
+
+
 def test_to_argv_lists_only_what_differs_from_the_defaults():
     cfg = TrainConfig(model="resnet_s", data="d.csv", epochs=5, augment=AugmentConfig(crop=40), device="cpu")
     assert cfg.to_argv() == ["--model", "resnet_s", "--data", "d.csv", "--epochs", "5", "--device", "cpu",

@@ -178,6 +178,9 @@ def test_ensemble_averages_the_members_probabilities(trained, tmp_path):
     assert m["accuracy"] == pytest.approx(float((res.probs.argmax(1) == res.labels).mean()))
     assert "ensemble of 2 (resnet_s, webcam_cnn)" in res.report.read_text()
     assert not (res.out_dir / "curves.png").exists()  # no single run's curves for an ensemble
+    commas = evaluate(f"{run.run_dir / 'best.pt'},{other.run_dir}", data=data, split="test", tta="flip",
+                      progress=False, out=tmp_path / "commas")  # as --weights takes them
+    assert np.array_equal(commas.probs, res.probs)
 
 
 def test_ensemble_needs_one_label_set(trained, tmp_path):

@@ -98,7 +98,7 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
                              "Several checkpoints are scored as an ensemble: their probabilities are averaged.")
     p.add_argument("checkpoint", nargs="+", metavar="model",
                    help="best.pt / last.pt, a run folder (uses its best.pt), an exported .onnx file or a shipped "
-                        "model's name (`ferkit models`); several: an ensemble")
+                        "model's name (`ferkit models`); several (space- or comma-separated): an ensemble")
     _add_data_args(p, labels_default=None)
     p.add_argument("--split", default="test", help="split name or role: PrivateTest/test (default), PublicTest/val, Training/train")
     p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
@@ -442,7 +442,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                 print("shipped, trained models (by name: predict --weights, evaluate, train --teacher): "
                       + ", ".join(f"{n} = {f}" for n, f in SHIPPED_MODELS.items())
                       + "; --weights flagship,default averages two as an ensemble (the most accurate with --tta "
-                        "flip; evaluate and --teacher take several names space-separated)")
+                        "flip)")
     elif args.command == "recipes":
         from .training.recipes import recipes_table
 

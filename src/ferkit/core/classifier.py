@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from ..data.augment import TTA_VIEWS, check_tta
-from ..errors import ConfigError
 from .runtime import ModelError, cpu_session
-from .shipped import DEFAULT_MODEL, SHIPPED_MODELS, default_model_path, resolve_model, shipped_models  # noqa: F401
+from .shipped import (DEFAULT_MODEL, SHIPPED_MODELS, ModelSpec, default_model_path, model_list,  # noqa: F401
+                      resolve_model, shipped_models)
 
 def _class_list(path: Path, text: str) -> tuple[str, ...]:
     """The ``classes`` metadata of a ferkit ONNX model: a JSON list of names."""
@@ -90,25 +90,6 @@ class EmotionClassifier:
             probs = self.session.run(None, {self.input_name: np.concatenate(views)[:, None]})[0]
             out.append(probs.reshape(len(views), -1, probs.shape[-1]).mean(0))
         return np.concatenate(out)
-
-
-ModelSpec = str | Path | Sequence[str | Path] | None
-
-
-def model_list(model: ModelSpec) -> list[str | Path | None]:
-    """The models ``model`` names: one (a shipped name, an ONNX file, or ``None`` for the default), or several for an
-    ensemble, as a sequence or one comma-separated string (``"flagship,default"``; an existing file whose name has a
-    comma stays one model)."""
-    if isinstance(model, (list, tuple)):
-        if not model:
-            raise ConfigError("an ensemble needs at least one model")
-        return list(model)
-    if isinstance(model, str) and "," in model and not Path(model).exists():
-        names = [m.strip() for m in model.split(",")]
-        if not all(names):
-            raise ConfigError(f"{model!r}: an empty name in the comma-separated models")
-        return names
-    return [model]
 
 
 class EnsembleClassifier:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+
+from ..errors import ConfigError
 
 DEFAULT_MODEL = "resnet_sw_fer2013.int8.onnx"
 #: Models shipped inside the package, by the name ``--model`` takes: name -> ONNX file in ``ferkit/weights``.
@@ -47,3 +50,22 @@ def resolve_model(model: str | Path | None) -> Path:
         names = ", ".join(SHIPPED_MODELS)
         raise FileNotFoundError(f"{path}: no such ONNX model (shipped models: {names}; or an ONNX file from `ferkit export`)")
     return path
+
+
+ModelSpec = str | Path | Sequence[str | Path] | None
+
+
+def model_list(model: ModelSpec) -> list[str | Path | None]:
+    """The models ``model`` names: one (a shipped name, an ONNX file, or ``None`` for the default), or several for an
+    ensemble, as a sequence or one comma-separated string (``"flagship,default"``; an existing file whose name has a
+    comma stays one model)."""
+    if isinstance(model, (list, tuple)):
+        if not model:
+            raise ConfigError("an ensemble needs at least one model")
+        return list(model)
+    if isinstance(model, str) and "," in model and not Path(model).exists():
+        names = [m.strip() for m in model.split(",")]
+        if not all(names):
+            raise ConfigError(f"{model!r}: an empty name in the comma-separated models")
+        return names
+    return [model]

@@ -19,6 +19,7 @@ from ..data.labels import label_map
 from ..data.duplicates import deduplicated
 from ..core.device import setup_device
 from ..core.predict import ensemble_proba, is_onnx_member, load_member
+from ..core.shipped import model_list
 from ..errors import ConfigError
 from . import plots
 from .metrics import classification_metrics
@@ -66,11 +67,13 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
              tta: str = "none", dedup: bool = False, labels: str | None = None, ferplus: str | Path | None = None,
              skip_bad_rows: bool = False, out: str | Path | None = None, device: str = "auto",
              progress: bool = True) -> EvaluationResult:
-    """Evaluate ``checkpoint`` on ``split`` of ``data``; several checkpoints are an ensemble (their
-    class probabilities averaged, each model with its own normalisation and the same TTA). ``labels``
+    """Evaluate ``checkpoint`` on ``split`` of ``data``; several checkpoints (a list, or comma-separated as
+    ``--weights`` takes them) are an ensemble (their class probabilities averaged, each model with its own
+    normalisation and the same TTA). ``labels``
     defaults to the label set the (first) checkpoint was trained with. Writes metrics.json, figures
     and report.html to ``out``."""
-    paths = [Path(checkpoint)] if isinstance(checkpoint, (str, Path)) else [Path(c) for c in checkpoint]
+    given = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
+    paths = [Path(m) for c in given for m in model_list(c)]
     if not paths:
         raise ConfigError("no checkpoint given")
     dev = setup_device(device)

@@ -14,6 +14,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
+from ..core.shipped import model_list
 from ..data.augment import TTA_MODES, AugmentConfig, check_tta
 from ..data.dataset import LABEL_SETS, SPLIT_BY, SPLIT_SETTINGS, check_fractions
 from ..data.classnames import parse_class_map
@@ -83,7 +84,8 @@ class TrainConfig:
                            "warmed up as min(decay, (1+n)/(10+n)) after n steps; validation and best.pt use the "
                            "average; 0 = off", metavar="DECAY")
     teacher: list[str] = _opt(help="knowledge distillation: train towards these models' averaged probabilities on "
-                                   "Training: checkpoints, exported ONNX files or shipped models' names; or, alone, "
+                                   "Training: checkpoints, exported ONNX files or shipped models' names (space- or "
+                                   "comma-separated); or, alone, "
                                    "an earlier run's teacher_probs.npy, its teachers' probabilities on the same "
                                    "Training images (checked), reused instead of predicted again",
                               metavar="MODEL", factory=list)
@@ -170,6 +172,7 @@ class TrainConfig:
             raise ConfigError("dropout must be in [0, 1)")
         if not 0 < self.distill <= 1:
             raise ConfigError("distill (the teacher's weight in the targets) must be in (0, 1]")
+        self.teacher = [str(m) for t in self.teacher for m in model_list(t)]  # "flagship,default" as --weights takes it
         if len(self.teacher) > 1 and any(t.endswith(".npy") for t in self.teacher):
             raise ConfigError("a saved teacher_probs.npy is the only --teacher: it holds its run's teachers' average")
         check_tta(self.teacher_tta, "teacher_tta")
