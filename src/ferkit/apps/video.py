@@ -158,8 +158,8 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
         (out / f"{stem}_summary.json").write_text(json.dumps({
             "source": str(source), "complete": complete, "damaged": why is not None, "damage": why,
             "frames_read": read, "last_frame": last_index, "frames_processed": frames, "stride": stride,
-            "smoothing": smoothing, "model": "+".join(m.path.name for m in rec.classifier.members), "detector": rec.detector.name,
-            "align": rec.align, "tta": rec.tta, "faces": faces_n, "seconds": round(seconds, 2),
+            "smoothing": smoothing, "model": "+".join(m.path.name for m in rec.classifier.members),  # an ensemble's
+            "detector": rec.detector.name, "align": rec.align, "tta": rec.tta, "faces": faces_n, "seconds": round(seconds, 2),
             "frames_per_s": round(read / max(seconds, 1e-9), 2), "video_fps": fps, "frames_declared": declared,
             "decoder_messages": cap.messages[:20]}, indent=2))
         if times:

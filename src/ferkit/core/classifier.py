@@ -56,7 +56,8 @@ def face_views(faces: np.ndarray, tta: str) -> list[np.ndarray]:
 class EmotionClassifier:
     """``EmotionClassifier(path).predict_proba(faces)``: faces are uint8 (N, S, S) grey crops, S being
     the model's ``input_size`` (read from its input shape). ``model``: a shipped model's name (see
-    :func:`shipped_models`; default ``"default"``) or an ONNX file from ``ferkit export``."""
+    :func:`shipped_models`; default ``"default"``) or an ONNX file from ``ferkit export``. ``name`` is the file's
+    stem; ``members`` is ``[self]``, as an :class:`EnsembleClassifier`'s lists its own."""
 
     def __init__(self, model: str | Path | None = None, threads: int | None = None) -> None:
         self.path = resolve_model(model or None)
