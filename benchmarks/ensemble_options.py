@@ -1,0 +1,48 @@
+"""Ways to combine the shipped models, scored on PublicTest (the selection split) with flip TTA: the FER+ model as
+a third member of the FER2013 pair (its seven shared emotions, Contempt dropped and the rest renormalised) at
+several weights, and the pair weighted unequally.
+
+    .venv/bin/python benchmarks/ensemble_options.py --data ../shared/data/fer2013.csv.gz
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+from ferkit.data import FER2013_CLASSES, load_dataset
+from ferkit.data.labels import label_map
+from ferkit.inference import load_classifier
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="fer2013.csv(.gz)")
+    ap.add_argument("--tta", default="flip")
+    args = ap.parse_args()
+    split = load_dataset(args.data).split("PublicTest")
+    probs = {name: load_classifier(name).predict_proba(split.images, tta=args.tta)
+             for name in ("flagship", "default", "ferplus")}
+    ferplus = load_classifier("ferplus").classes
+    lut = label_map(ferplus, FER2013_CLASSES)  # FER+ class -> FER2013 class (-1: Contempt)
+    mapped = np.zeros((len(split.labels), len(FER2013_CLASSES)))
+    for i, j in enumerate(lut):
+        if j >= 0:
+            mapped[:, j] += probs["ferplus"][:, i]
+    mapped /= mapped.sum(1, keepdims=True)
+
+    def acc(p: np.ndarray) -> str:
+        return f"{100 * (p.argmax(1) == split.labels).mean():.2f}%"
+
+    pair = (probs["flagship"] + probs["default"]) / 2
+    print(f"PublicTest, tta={args.tta}: flagship {acc(probs['flagship'])}, default {acc(probs['default'])}, "
+          f"ferplus (7 emotions) {acc(mapped)}, the pair {acc(pair)}")
+    for w in (0.1, 0.25, 0.5):
+        print(f"the pair + ferplus at weight {w}: {acc((1 - w) * pair + w * mapped)}")
+    for w in (0.4, 0.6):
+        print(f"flagship at weight {w}, default {1 - w:g}: {acc(w * probs['flagship'] + (1 - w) * probs['default'])}")
+
+
+if __name__ == "__main__":
+    main()
