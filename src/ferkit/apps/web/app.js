@@ -179,7 +179,8 @@
     }
   }
 
-  /** Load ONNX Runtime Web and both models, then use them unless the user chose the server. */
+  /** Load ONNX Runtime Web and the models (BlazeFace, the classifier or an ensemble's members), then use them
+   * unless the user chose the server. */
   async function loadOnDevice() {
     try {
       if (!window.ferkitOnDevice) throw new Error("ondevice.js did not load");
