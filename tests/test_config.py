@@ -219,7 +219,7 @@ def test_old_flag_spellings_still_work_with_a_warning(capsys, argv, dest, value,
 @pytest.mark.parametrize("command", ["predict", "video", "webcam", "serve"])
 def test_help_names_the_deprecated_spellings(capsys, command):
     text = command_help(capsys, command)
-    assert "--weights NAME|ONNX, --model NAME|ONNX" in text and "(--model: deprecated alias" in text
+    assert "--weights NAME|ONNX[,...], --model NAME|ONNX[,...]" in text and "(--model: deprecated alias" in text
 
 
 @pytest.mark.parametrize("omp, expected", [("1", 1), (" 1 ", 1), ("0", None), ("two", None), ("", None)])
