@@ -98,7 +98,7 @@ class EnsembleClassifier:
     ``ferkit evaluate A B`` averages them). The members must share their classes and input size."""
 
     def __init__(self, models: Sequence[str | Path], threads: int | None = None) -> None:
-        self.members = [EmotionClassifier(m, threads=threads) for m in models]
+        self.members = [EmotionClassifier(m, threads=threads) for m in model_list(list(models))]
         first = self.members[0]
         for m in self.members[1:]:
             if m.classes != first.classes or m.input_size != first.input_size:

@@ -69,9 +69,8 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
              progress: bool = True) -> EvaluationResult:
     """Evaluate ``checkpoint`` on ``split`` of ``data``; several checkpoints (a list, or comma-separated as
     ``--weights`` takes them) are an ensemble (their class probabilities averaged, each model with its own
-    normalisation and the same TTA). ``labels``
-    defaults to the label set the (first) checkpoint was trained with. Writes metrics.json, figures
-    and report.html to ``out``."""
+    normalisation and the same TTA). ``labels`` defaults to the label set the (first) checkpoint was trained
+    with. Writes metrics.json, figures and report.html to ``out``."""
     given = [checkpoint] if isinstance(checkpoint, (str, Path)) else list(checkpoint)
     paths = [Path(m) for c in given for m in model_list(c)]
     if not paths:
