@@ -35,9 +35,10 @@ def main() -> None:
     args = ap.parse_args()
     runs = json.loads((HERE / "runs.json").read_text())
     fig, axes = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [2.2, 1]})
-    colours = plt.colormaps["tab20"].colors
-    for ax in axes:  # 20 colours, the dark ones first: no two runs alike
-        ax.set_prop_cycle(color=colours[::2] + colours[1::2])
+    tab20, tab20b = plt.colormaps["tab20"].colors, plt.colormaps["tab20b"].colors
+    colours = tab20[::2] + tab20[1::2] + tab20b[::4] + tab20b[2::4]  # 30: the dark ones first, no two runs alike
+    for ax in axes:
+        ax.set_prop_cycle(color=colours)
     for path in sorted(HERE.glob("*.csv")):
         info = runs.get(path.stem, {})
         epochs, acc = read_curve(path)
