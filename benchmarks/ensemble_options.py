@@ -22,10 +22,9 @@ def main() -> None:
     ap.add_argument("--tta", default="flip")
     args = ap.parse_args()
     split = load_dataset(args.data).split("PublicTest")
-    probs = {name: load_classifier(name).predict_proba(split.images, tta=args.tta)
-             for name in ("flagship", "default", "ferplus")}
-    ferplus = load_classifier("ferplus").classes
-    lut = label_map(ferplus, FER2013_CLASSES)  # FER+ class -> FER2013 class (-1: Contempt)
+    classifiers = {name: load_classifier(name) for name in ("flagship", "default", "ferplus")}
+    probs = {name: clf.predict_proba(split.images, tta=args.tta) for name, clf in classifiers.items()}
+    lut = label_map(classifiers["ferplus"].classes, FER2013_CLASSES)  # FER+ class -> FER2013 class (-1: Contempt)
     mapped = np.zeros((len(split.labels), len(FER2013_CLASSES)))
     for i, j in enumerate(lut):
         if j >= 0:
