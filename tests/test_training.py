@@ -1,6 +1,7 @@
 """Training: schedules, early stopping, checkpoints, exact resume after a kill, learning on FER2013."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -336,6 +337,65 @@ def test_distillation_refuses_a_teacher_of_other_classes(tmp_path, toy):
     teacher = train(dataset=other, project=str(tmp_path), progress=False, **{**FAST, "epochs": 1}).run_dir / "best.pt"
     with pytest.raises(ValueError, match="are not the data's"):
         Trainer(TrainConfig(**FAST, project=str(tmp_path), teacher=[str(teacher)]), dataset=toy, progress=False)
+
+
+def _targets_seen(monkeypatch, cfg, toy):
+    """The targets of every training step of a run of ``cfg`` (a TrainConfig's fields), in order."""
+    import ferkit.training.trainer as trainer_module
+
+    seen, real = [], trainer_module.soft_cross_entropy
+
+    def record(logits, targets, weight=None):
+        seen.append(targets.detach().clone())
+        return real(logits, targets, weight)
+
+    monkeypatch.setattr(trainer_module, "soft_cross_entropy", record)
+    Trainer(TrainConfig(**cfg), dataset=toy, progress=False).fit()
+    monkeypatch.setattr(trainer_module, "soft_cross_entropy", real)
+    return torch.cat(seen)
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "onnx"])
+def test_online_teachers_score_the_faces_the_student_sees(tmp_path, toy, monkeypatch, kind):
+    """`--teacher-online`: without augmentation the targets equal the precomputed ones (the pixels handed to the
+    teachers are the Training faces, ONNX teachers included); with augmentation they differ, because the teachers
+    score each augmented view."""
+    from ferkit.data.augment import AugmentConfig
+    from ferkit.export import export
+
+    teacher = train(dataset=toy, project=str(tmp_path), name="teacher", progress=False, **{**FAST, "epochs": 1})
+    member = str(teacher.run_dir / "best.pt") if kind == "checkpoint" else str(export(teacher.run_dir, data=toy).path)
+    cfg = dict(FAST, epochs=1, project=str(tmp_path), teacher=[member], distill=0.4, label_smoothing=0.1,
+               teacher_tta="flip", augment=AugmentConfig.none())
+    fixed = _targets_seen(monkeypatch, cfg, toy)
+    online = _targets_seen(monkeypatch, {**cfg, "teacher_online": True}, toy)
+    assert fixed.shape == online.shape and torch.allclose(fixed, online, atol=1e-4)
+    augmented = _targets_seen(monkeypatch, {**cfg, "teacher_online": True, "augment": AugmentConfig()}, toy)
+    assert torch.allclose(augmented.sum(1), torch.ones(len(augmented)), atol=1e-5)
+    assert (augmented - fixed).abs().max() > 10 * (online - fixed).abs().max()
+    assert not (tmp_path / "resnet_s2" / "teacher_probs.npy").exists()  # nothing precomputed for an online run
+
+
+def test_an_online_run_resumes_only_with_the_same_teachers(tmp_path, toy):
+    from ferkit.training.trainer import TEACHER_FILES
+
+    teacher = train(dataset=toy, project=str(tmp_path), name="teacher", progress=False, **{**FAST, "epochs": 1})
+    other = train(dataset=toy, project=str(tmp_path), name="other", progress=False, seed=3, **{**FAST, "epochs": 1})
+    path = tmp_path / "teacher.pt"
+    path.write_bytes((teacher.run_dir / "best.pt").read_bytes())
+    run = train(dataset=toy, project=str(tmp_path), name="online", progress=False,
+                **{**FAST, "epochs": 1, "schedule": "none", "teacher": [str(path)], "teacher_online": True}).run_dir
+    assert [f["teacher"] for f in json.loads((run / TEACHER_FILES).read_text())] == [str(path)]
+    Trainer.resume(run, dataset=toy, progress=False, epochs=2).fit()  # the same teacher: resumed
+    path.write_bytes((other.run_dir / "best.pt").read_bytes())
+    with pytest.raises(ValueError, match="not those the run started with"):
+        Trainer.resume(run, dataset=toy, progress=False, epochs=3)
+
+
+@pytest.mark.parametrize("teacher", [[], ["runs/x/teacher_probs.npy"]])
+def test_online_distillation_needs_teacher_models(teacher):
+    with pytest.raises(ValueError, match="teacher_online needs teacher models"):
+        TrainConfig(**FAST, teacher=teacher, teacher_online=True)
 
 
 def test_hard_example_finetuning_runs_on_training_mistakes(tmp_path, toy):

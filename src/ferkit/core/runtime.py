@@ -23,10 +23,16 @@ as the model's ``calibration`` metadata."""
 PERCENTILE = 99.999
 
 
-@functools.cache
 def file_sha256(path: Path) -> str:
-    """The first 12 hex digits of a file's SHA-256 (a model file's identity: its name may be reused)."""
-    with Path(path).open("rb") as f:
+    """The first 12 hex digits of a file's SHA-256 (a model file's identity: its name may be reused); remembered
+    while the file's size and modification time stay the same."""
+    stat = Path(path).stat()
+    return _file_sha256(Path(path).resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.cache
+def _file_sha256(path: Path, size: int, mtime_ns: int) -> str:
+    with path.open("rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()[:12]
 
 

@@ -94,6 +94,9 @@ class TrainConfig:
     teacher_tta: str = _opt("flip", "with --teacher: test-time augmentation of the teachers' predictions (not "
                                     "used with a saved teacher_probs.npy: its run's config.json says how it was "
                                     "predicted)", choices=TTA_MODES)
+    teacher_online: bool = _opt(False, "with --teacher: the teachers score every augmented (and mixed) batch as "
+                                       "the student sees it, instead of once on the un-augmented images "
+                                       "(consistent distillation; a teacher forward pass per step)")
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # flat flags: --flip ... --crop, --no-augment
     class_weights: str = _opt("none", "loss weights against class imbalance (Disgust is 1.5%% of FER2013)",
                               choices=CLASS_WEIGHTS)
@@ -176,6 +179,9 @@ class TrainConfig:
         if len(self.teacher) > 1 and any(t.endswith(".npy") for t in self.teacher):
             raise ConfigError("a saved teacher_probs.npy is the only --teacher: it holds its run's teachers' average")
         check_tta(self.teacher_tta, "teacher_tta")
+        if self.teacher_online and (not self.teacher or self.teacher[0].endswith(".npy")):
+            raise ConfigError("teacher_online needs teacher models (checkpoints, ONNX files or shipped names), "
+                              "not a saved teacher_probs.npy: they score each augmented batch")
         if not 0 <= self.ema < 1:
             raise ConfigError("ema (the decay per step) must be in [0, 1); 0 turns it off")
         if min(self.momentum, self.min_lr, self.decay_steps, self.plateau_patience) < 0 or not 0 < self.plateau_factor < 1:

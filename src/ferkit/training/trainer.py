@@ -11,7 +11,9 @@ and writes logs and checkpoints, which are plain single-process state dicts.
 With ``ema`` an exponential moving average of the weights (and BatchNorm statistics) follows every
 optimizer step; validation scores it and ``best.pt`` holds it, while ``last.pt`` keeps both for resume.
 With ``teacher`` checkpoints (knowledge distillation), the Training targets mix the labels with the
-teachers' averaged class probabilities, computed once on the un-augmented Training images.
+teachers' averaged class probabilities, computed once on the un-augmented Training images; with
+``teacher_online`` the teachers score every augmented (and mixed) batch as the student sees it instead
+(:class:`OnlineTeachers`: consistent distillation, Beyer et al. 2022).
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from ..data.dataset import FERDataset, Split, load_dataset, split_settings
 from ..core.checkpoint import Checkpoint, load_checkpoint
 from ..core.detect import FaceCropper
 from ..core.device import resolve_device, setup_device
-from ..core.predict import ensemble_proba, fit_input, load_member, predict_proba, to_input
+from ..core.predict import ensemble_proba, fit_input, load_member, predict_proba, to_input, tta_views
+from ..core.runtime import file_sha256
 from ..errors import ConfigError, DivergedError, optional_import
 from ..models.keras_layers import kernel_l2_penalty, kernel_l2_terms
 from ..models.registry import count_parameters, create_model, model_entry
@@ -52,6 +55,7 @@ from .warmstart import init_from_checkpoint, load_pretrained, set_backbone_froze
 
 TEACHER_PROBS = "teacher_probs.npy"  # in the run folder: the teachers' mean probabilities on the Training images
 TEACHER_IDS = "teacher_ids.npy"  # beside it: the ids of those images, which a run reusing the probabilities checks
+TEACHER_FILES = "teachers.json"  # online teachers' files and SHA-256s, which a resumed run checks
 METRIC_FIELDS = ["epoch", "stage", "lr", "train_loss", "train_acc", "val_loss", "val_acc", "images_per_s", "epoch_s"]
 
 
@@ -159,7 +163,15 @@ class Trainer:
         self.train_split, self.val_split = self.data.split("train"), self.data.split("val")
         self.num_classes = self.data.num_classes
         self.teacher_probs: np.ndarray | None = None
-        if cfg.teacher:
+        self.online_teachers: OnlineTeachers | None = None
+        if cfg.teacher_online:
+            self.online_teachers = OnlineTeachers(cfg.teacher, list(self.data.classes), cfg.teacher_tta, self.device)
+            if resumed_from is not None:
+                self.online_teachers.check_unchanged(run_dir / TEACHER_FILES)
+            if self.progress:
+                tqdm.write(f"distilling from {len(cfg.teacher)} teacher(s) online (tta={cfg.teacher_tta}, weight "
+                           f"{cfg.distill}): they score every augmented batch")
+        elif cfg.teacher:
             self.train_split = self._distilled(self.train_split, run_dir if resumed_from is not None else None)
         torch.manual_seed(cfg.seed)
         self.model = create_model(cfg.model, num_classes=self.num_classes, in_chans=self.channels)
@@ -208,6 +220,8 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
+            if self.online_teachers is not None and not (self.run_dir / TEACHER_FILES).exists():
+                (self.run_dir / TEACHER_FILES).write_text(json.dumps(self.online_teachers.files, indent=2))
             if self.teacher_probs is not None:
                 for name, array in ((TEACHER_PROBS, self.teacher_probs), (TEACHER_IDS, self.train_split.ids)):
                     if not (self.run_dir / name).exists():  # the ids: also for runs from before they were saved
@@ -431,11 +445,17 @@ class Trainer:
             idx = order[step * cfg.batch_size:(step + 1) * cfg.batch_size]
             x = to_input(images[idx.to(self.device)], self.mean, self.std, self.device)
             x = self._fit(augment_batch(x, cfg.augment, self.generator))
-            t = targets_for(split, idx, self.num_classes, cfg.label_smoothing).to(self.device)
+            online = self.online_teachers is not None  # then the teachers' share is mixed in below, then smoothed
+            t = targets_for(split, idx, self.num_classes, 0.0 if online else cfg.label_smoothing).to(self.device)
             if cfg.mixup > 0:
                 x, t = mixup(x, t, cfg.mixup, self.generator)
             if self.dist.enabled:  # every process built the same global batch; this one trains on its slice
                 x, t = x[lo:hi], t[lo:hi]
+            if online:
+                pixels = (x[:, :1].float() * self.std + self.mean) * 255.0  # the grey faces as the student sees them
+                t = (1 - cfg.distill) * t + cfg.distill * self.online_teachers(pixels)
+                if cfg.label_smoothing:
+                    t = t * (1 - cfg.label_smoothing) + cfg.label_smoothing / self.num_classes
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
                 logits = self.net(x.contiguous(memory_format=torch.channels_last))
             adjusted = logits.float() + self.logit_offsets if self.logit_offsets is not None else logits.float()
@@ -539,6 +559,44 @@ class Trainer:
         rng = np.random.default_rng(int(torch.randint(2**31 - 1, (1,), generator=self.generator)))
         replay = rng.choice(right, size=min(len(right), len(wrong)), replace=False)
         return np.concatenate([wrong, replay])
+
+
+class OnlineTeachers:
+    """Teachers that score each training batch as the student sees it (``teacher_online``): checkpoints (in eval
+    mode on the training device) or ONNX models (ONNX Runtime on the CPU), their probabilities averaged over the
+    members and the TTA views of each augmented face."""
+
+    def __init__(self, members: list[str], classes: list[str], tta: str, device: torch.device) -> None:
+        self.tta, self.members = tta, [load_member(m, device) for m in members]
+        self.files: list[dict[str, str]] = []
+        for name, (model, ckpt) in zip(members, self.members):
+            if ckpt.classes != classes:
+                raise ConfigError(f"teacher {name}: classes {ckpt.classes} are not the data's {classes}")
+            path = model.path if not isinstance(model, nn.Module) else Path(name) / "best.pt" if Path(name).is_dir() else Path(name)
+            self.files.append({"teacher": name, "file": str(Path(path).resolve()), "sha256": file_sha256(Path(path))})
+
+    def check_unchanged(self, record: Path) -> None:
+        """Refuse to resume towards other teachers than the run started with (a shipped name's file, say)."""
+        if not record.exists():
+            return
+        before = [f["sha256"] for f in json.loads(record.read_text())]
+        if before != [f["sha256"] for f in self.files]:
+            raise ConfigError(f"the teachers' files are not those the run started with (SHA-256 {before} in {record}, "
+                              f"{[f['sha256'] for f in self.files]} now); a resumed run must learn from the same teachers")
+
+    @torch.no_grad()
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Grey faces (N, 1, H, W) of 0..255 floats -> the teachers' mean probabilities (N, C), on their device."""
+        probs = []
+        for model, ckpt in self.members:
+            if isinstance(model, nn.Module):
+                x = fit_input((pixels / 255.0 - ckpt.mean) / ckpt.std, ckpt.input_size, ckpt.channels)
+                probs.append(torch.stack([F.softmax(model(v.contiguous(memory_format=torch.channels_last)).float(), 1)
+                                          for v in tta_views(x, self.tta)]).mean(0))
+            else:
+                faces = fit_input(pixels.float().cpu(), model.input_size)[:, 0].numpy()
+                probs.append(torch.from_numpy(model.predict_proba(faces, len(faces), tta=self.tta)).to(pixels.device))
+        return torch.stack(probs).mean(0)
 
 
 def _reused_teacher_probs(path: Path, split: Split, num_classes: int) -> np.ndarray:
