@@ -310,3 +310,48 @@ def test_a_weighted_soup_weighs_its_members_and_a_greedy_soup_keeps_only_members
     assert result.val_acc == pytest.approx(-0.001, abs=1e-5)
     assert [line.split()[0] for line in lines] == ["start:", "keep", "drop"] and "member 3 alone" in lines[0]
     assert far.val_acc == a.val_acc  # the members themselves are not changed
+
+
+def test_exported_models_merge_into_one_file_that_averages_them(onnx_fp32, checkpoint, toy, tmp_path):
+    """`ferkit export A.onnx,B.onnx --out pair.onnx`: one graph computing the members' mean, TTA included, with
+    metadata naming the members; an int8 member keeps its precision (and the saturation check sees it)."""
+    from ferkit.core import runtime
+    from ferkit.inference import load_classifier
+
+    int8 = export(checkpoint, int8=True, data=toy, out=tmp_path / "m.int8.onnx", calibration_images=64,
+                  temperature=0.8).path
+    members = f"{onnx_fp32.path},{int8}"
+    res = export(members, data=toy, out=tmp_path / "pair.onnx")
+    merged, reference = EmotionClassifier(res.path), load_classifier(members)
+    faces = toy.split("test").images
+    for tta in ("none", "flip", "tencrop"):
+        assert np.abs(merged.predict_proba(faces, tta=tta) - reference.predict_proba(faces, tta=tta)).max() < 1e-5
+    assert res.max_abs_diff < 1e-5 and res.val_acc_export == res.val_acc_torch and res.val_agreement == 1.0
+    meta = merged.metadata
+    assert meta["model"] == "resnet_s+resnet_s" and meta["precision"] == "fp32+int8"
+    assert meta["weight_bits"] == INT8_WEIGHT_BITS and json.loads(meta["classes"]) == list(reference.classes)
+    listed = json.loads(meta["members"])
+    assert [m["file"] for m in listed] == ["best.onnx", "m.int8.onnx"] and listed[1]["temperature"] == "0.8"
+    assert runtime._needs_unfused_int8(merged.session) is False  # 7-bit weights: fused kernels are exact
+
+
+def test_the_cli_merges_models_and_says_so(onnx_fp32, tmp_path, capsys):
+    from ferkit.cli import run
+
+    assert run(["export", f"{onnx_fp32.path},{onnx_fp32.path}", "--out", str(tmp_path / "pair.onnx")]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'pair.onnx'}" in out and "max |members - merged file| probability difference 0.00e+00" in out
+
+
+def test_an_ensemble_export_refuses_what_it_cannot_merge(onnx_fp32, checkpoint, tmp_path):
+    from ferkit.errors import ConfigError, FerkitError
+
+    pair = f"{onnx_fp32.path},{onnx_fp32.path}"
+    with pytest.raises(ConfigError, match="needs --out"):
+        export(pair)
+    with pytest.raises(ConfigError, match="apply to one checkpoint"):
+        export(pair, int8=True, out=tmp_path / "x.onnx")
+    with pytest.raises(ConfigError, match="export each checkpoint first"):
+        export(f"{checkpoint},{onnx_fp32.path}", out=tmp_path / "x.onnx")
+    with pytest.raises(FerkitError, match="cannot be averaged"):  # other classes
+        export(f"{onnx_fp32.path},ferplus", out=tmp_path / "x.onnx")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.runtime import CALIBRATION_METHODS, PERCENTILE
-from .core.shipped import SHIPPED_MODELS
+from .core.shipped import SHIPPED_MODELS, model_list
 from .errors import ConfigError, FerkitError
 
 EPILOG = "Honest protocol: train on Training, select on PublicTest, report PrivateTest once."
@@ -42,7 +42,7 @@ def _add_with_alias(p: argparse.ArgumentParser, flag: str, alias: str, help: str
 HELP = {  # each command's line in `ferkit --help`
     "train": "train a model",
     "evaluate": "evaluate a checkpoint (or an ensemble) and write an HTML report",
-    "export": "export a checkpoint to ONNX (fp32 or static int8) or TFLite (mobile)",
+    "export": "export a checkpoint to ONNX (fp32 or static int8) or TFLite (mobile), or merge models into one ONNX",
     "predict": "recognise emotions of every face in photos",
     "video": "recognise emotions through a video file",
     "webcam": "live recognition from a camera, in a window or headless",
@@ -125,7 +125,9 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
                              "returns class probabilities, then checks it against PyTorch (max abs difference) and "
                              "compares their accuracy on the validation split (PublicTest for FER2013). "
                              "TFLite needs pip install 'ferkit[tflite]'.")
-    p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt)")
+    p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt); or several exported "
+                                      "models, comma-separated (ONNX files or shipped names: flagship,default), "
+                                      "merged into one ONNX file (--out) that averages their probabilities")
     p.add_argument("--format", choices=("onnx", "tflite"), default="onnx")
     p.add_argument("--int8", action="store_true",
                    help="static int8 quantisation (7-bit weights, exact on every CPU), calibrated on Training images")
@@ -376,6 +378,13 @@ def run(argv: Sequence[str] | None = None) -> int:
                      calibration_images=args.calibration_images, temperature=args.temperature,
                      calibration_method=args.calibration)
         rt = "LiteRT" if args.format == "tflite" else "ONNX Runtime"
+        if len(model_list(args.checkpoint)) > 1:
+            print(f"wrote {res.path} ({res.path.stat().st_size / 1e6:.1f} MB); max |members - merged file| "
+                  f"probability difference {res.max_abs_diff:.2e}")
+            if res.val_acc_torch is not None:
+                print(f"validation accuracy: the members averaged {res.val_acc_torch:.4f}, the merged file "
+                      f"{res.val_acc_export:.4f}; same class on {100 * res.val_agreement:.2f}% of the validation faces")
+            return 0
         print(f"wrote {res.path} ({res.path.stat().st_size / 1e6:.1f} MB); max |PyTorch - {rt}| "
               f"probability difference {res.max_abs_diff:.2e}")
         if res.val_acc_torch is not None:

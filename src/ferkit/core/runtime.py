@@ -72,7 +72,7 @@ def _needs_unfused_int8(session: Any) -> bool:
     """Whether ``session``'s model is int8 with 8-bit weights (ferkit exports before :data:`INT8_WEIGHT_BITS`) and
     this CPU's fused int8 kernels would saturate on them (:func:`int8_kernels_saturate`)."""
     meta = session.get_modelmeta().custom_metadata_map
-    return meta.get("precision") == "int8" and meta.get("weight_bits") != INT8_WEIGHT_BITS and int8_kernels_saturate()
+    return "int8" in meta.get("precision", "").split("+") and meta.get("weight_bits") != INT8_WEIGHT_BITS and int8_kernels_saturate()
 
 
 def cpu_session(path: str | Path, threads: int | None = None, fixed_dims: dict[str, int] | None = None) -> Any:

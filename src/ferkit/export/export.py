@@ -11,6 +11,7 @@ from ..data.dataset import FERDataset
 from ..core.calibration import apply_temperature, check_temperature, expected_calibration_error, fit_temperature
 from ..core.checkpoint import load_checkpoint
 from ..core.runtime import check_calibration_method
+from ..core.shipped import model_list
 from ..core.predict import predict_proba, resize_faces
 from ..errors import ConfigError
 from .onnx import export_onnx
@@ -21,8 +22,8 @@ FORMATS = ("onnx", "tflite")
 @dataclass
 class ExportResult:
     path: Path
-    max_abs_diff: float  # largest |PyTorch - runtime| probability on the check images
-    val_acc_torch: float | None  # validation-split (PublicTest) accuracy of the checkpoint in PyTorch
+    max_abs_diff: float  # largest |PyTorch - runtime| probability on the check images (ensemble: |members - file|)
+    val_acc_torch: float | None  # validation-split (PublicTest) accuracy of the checkpoint in PyTorch (of the members)
     val_acc_export: float | None  # ... and of the exported file on its runtime (ONNX Runtime or LiteRT)
     temperature: float = 1.0  # the logits are divided by it before the softmax
     val_ece_torch: float | None = None  # validation-split calibration error of the checkpoint (temperature 1)
@@ -43,6 +44,15 @@ def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, dat
     it on the validation split (temperature scaling: the probabilities' negative log-likelihood, minimised)."""
     if format not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, not {format!r}")
+    if len(model_list(checkpoint)) > 1:  # "A.onnx,B.onnx": exported models merged into one file
+        from .ensemble import export_ensemble
+
+        if format != "onnx" or int8 or temperature != 1.0:
+            raise ConfigError("an ensemble is merged from exported ONNX files as they are (each keeps its precision "
+                              "and temperature): --format tflite, --int8 and --temperature apply to one checkpoint")
+        if out is None:
+            raise ConfigError("an ensemble export needs --out, the merged file's name")
+        return export_ensemble(checkpoint, out, data=data, seed=seed)
     if format == "tflite" and int8:
         raise ConfigError("--int8 is for ONNX; the TFLite export is fp32")
     check_calibration_method(calibration_method)
