@@ -22,9 +22,14 @@ def cpu_label() -> str:
 
 def fp32_flops_per_cycle() -> tuple[int, str]:
     """fp32 FLOPs a core can issue a cycle with FMA, and why: 32 for two 256-bit FMA units (AVX2 on Intel since
-    Haswell and AMD since Zen 2), 16 for AMD's first Zen generations (family 23, models below 0x30), whose AVX2
-    runs on two 128-bit units."""
+    Haswell and AMD since Zen 2, and AMD's AVX-512 since Zen 4, which splits 512-bit operations onto them), 16 for
+    AMD's first Zen generations (family 23, models below 0x30), whose AVX2 runs on two 128-bit units, 64 for Intel's
+    AVX-512 (two 512-bit FMA units)."""
     cpu = first_cpu()
-    if cpu.get("vendor_id") == "AuthenticAMD" and cpu.get("cpu family") == "23" and int(cpu.get("model", "0")) < 0x30:
+    amd, flags = cpu.get("vendor_id") == "AuthenticAMD", cpu.get("flags", "").split()
+    if amd and cpu.get("cpu family") == "23" and int(cpu.get("model", "0")) < 0x30:
         return 16, "AVX2 FMA on two 128-bit units (Zen/Zen+)"
+    if "avx512f" in flags:
+        return (32, "AVX-512 FMA split onto two 256-bit units (Zen 4 on); bf16 dot products twice that") if amd else \
+            (64, "two 512-bit FMA units (one on some Xeons)")
     return 32, "AVX2 FMA on two 256-bit units, no AVX-512"

@@ -509,10 +509,29 @@ def test_crop_training_validates_and_saves_full_size_models(tmp_path, toy):
     assert predict_proba(model, toy.split("test").images, ckpt["mean"], ckpt["std"]).shape == (len(toy.split("test")), 7)
 
 
-def test_amp_is_refused_on_the_cpu(tmp_path, toy):
-    with pytest.raises(ValueError, match="needs CUDA"):
+def test_amp_is_refused_on_a_cpu_without_bf16_and_trains_in_bf16_on_one_with_it(tmp_path, toy, monkeypatch):
+    import ferkit.training.trainer as trainer_module
+
+    monkeypatch.setattr(trainer_module, "has_bf16", lambda: False)
+    with pytest.raises(ValueError, match="needs CUDA or a CPU with bf16 instructions"):
         Trainer(TrainConfig(model="resnet_s", data="toy", amp=True, device="cpu", project=str(tmp_path)), dataset=toy,
                 progress=False)
+    monkeypatch.setattr(trainer_module, "has_bf16", lambda: True)
+    dtypes = []
+    trainer = Trainer(TrainConfig(**{**FAST, "epochs": 1}, amp=True, device="cpu", project=str(tmp_path)), dataset=toy,
+                      progress=False)
+    trainer.model.register_forward_hook(lambda module, args, out: dtypes.append(out.dtype))
+    trainer.fit()
+    assert dtypes[0] == torch.bfloat16 and dtypes[-1] == torch.float32  # training steps in bf16, validation in fp32
+
+
+def test_bf16_hardware_is_read_from_the_cpu_flags(monkeypatch):
+    from ferkit.core import cpuinfo
+
+    for flags, expected in (("fpu avx2 avx512f avx512_bf16", True), ("fpu amx_bf16 amx_tile", True),
+                            ("fpu avx2 fma", False), ("", False)):
+        monkeypatch.setattr(cpuinfo, "first_cpu", lambda flags=flags: {"flags": flags})
+        assert cpuinfo.has_bf16() is expected
 
 
 def test_demo_train_can_run_again(tmp_path, monkeypatch):

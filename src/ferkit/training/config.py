@@ -140,8 +140,8 @@ class TrainConfig:
     tensorboard: bool = _opt(False, "also log metrics to <run>/tensorboard (pip install 'ferkit[tensorboard]')")
     dropout: float | None = _opt(None, "rate of every Dropout layer", default_help="the model's own")
     sync_bn: bool = _opt(False, "under torchrun on CUDA: BatchNorm statistics over the whole global batch")
-    amp: bool = _opt(False, "CUDA only: bf16 autocast in the training step (refused on the CPU, where it is 5-18x "
-                            "slower)")
+    amp: bool = _opt(False, "bf16 autocast in the training step: on CUDA, or a CPU with bf16 instructions "
+                            "(AVX512-BF16, AMX); refused on other CPUs, where it is 5-18x slower")
     input_size: int | None = _opt(None, "side of the square input the model sees: faces are resized to it (e.g. 96 "
                                         "for ImageNet backbones); image files and photos' faces are read at it "
                                         "(FER2013's CSV stays 48, --crop counts pixels of the face as read)",

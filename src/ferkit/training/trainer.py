@@ -39,6 +39,7 @@ from tqdm import tqdm
 from ..data.augment import augment_batch, mixup
 from ..data.dataset import FERDataset, Split, load_dataset, split_settings
 from ..core.checkpoint import Checkpoint, load_checkpoint
+from ..core.cpuinfo import has_bf16
 from ..core.detect import FaceCropper
 from ..core.device import resolve_device, setup_device
 from ..core.predict import ensemble_proba, fit_input, load_member, predict_proba, to_input, tta_views
@@ -137,8 +138,9 @@ class Trainer:
         if cfg.tensorboard:
             optional_import("tensorboard", "tensorboard", "--tensorboard")
         self.device = self._setup_device()
-        if cfg.amp and self.device.type != "cuda":
-            raise ConfigError("--amp (bf16 autocast) needs CUDA: on CPUs without bf16 hardware it is 5-18x slower")
+        if cfg.amp and self.device.type == "cpu" and not has_bf16():
+            raise ConfigError("--amp (bf16 autocast) needs CUDA or a CPU with bf16 instructions (AVX512-BF16 or AMX): "
+                              "on this one, without them, it is 5-18x slower")
         if cfg.freeze_epochs and self.dist.enabled:
             raise ConfigError("--freeze-epochs does not run under torchrun (DistributedDataParallel needs every "
                               "parameter's gradient from the start)")
