@@ -574,8 +574,9 @@ class OnlineTeachers:
         for name, (model, ckpt) in zip(members, self.members):
             if ckpt.classes != classes:
                 raise ConfigError(f"teacher {name}: classes {ckpt.classes} are not the data's {classes}")
-            path = model.path if not isinstance(model, nn.Module) else Path(name) / "best.pt" if Path(name).is_dir() else Path(name)
-            self.files.append({"teacher": name, "file": str(Path(path).resolve()), "sha256": file_sha256(Path(path))})
+            path = Path(name) / "best.pt" if Path(name).is_dir() else Path(name)  # a checkpoint or run folder
+            path = model.path if not isinstance(model, nn.Module) else path  # an ONNX file, or a shipped name's
+            self.files.append({"teacher": name, "file": str(path.resolve()), "sha256": file_sha256(path)})
 
     def check_unchanged(self, record: Path) -> None:
         """Refuse to resume towards other teachers than the run started with (a shipped name's file, say)."""
