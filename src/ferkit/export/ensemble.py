@@ -18,6 +18,7 @@ from ..data.dataset import FERDataset
 from ..errors import ConfigError
 from ..version import __version__
 from .onnx import INPUT, OUTPUT
+from .result import ExportResult
 
 
 def merge_onnx(members: list[Path], out: Path) -> Path:
@@ -70,13 +71,12 @@ def merge_onnx(members: list[Path], out: Path) -> Path:
 
 
 def export_ensemble(models: ModelSpec, out: str | Path, data: str | Path | FERDataset | None = None,
-                    seed: int = 0) -> "ExportResult":
+                    seed: int = 0) -> ExportResult:
     """Merge exported models (ONNX files or shipped names, :func:`model_list`) into ``out`` (:func:`merge_onnx`),
     then check it against the members run one by one: the largest probability difference on faces of ``data``'s
     Training split (random faces without data), and both accuracies on its validation split (PublicTest)."""
     from ..core.classifier import EnsembleClassifier
     from ..core.predict import is_onnx_member, load_member, resize_faces
-    from .export import ExportResult
 
     members = [str(m) for m in model_list(models)]
     if len(members) < 2:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +14,9 @@ from ..core.shipped import model_list
 from ..core.predict import predict_proba, resize_faces
 from ..errors import ConfigError
 from .onnx import export_onnx
+from .result import ExportResult
 
 FORMATS = ("onnx", "tflite")
-
-
-@dataclass
-class ExportResult:
-    path: Path
-    max_abs_diff: float  # largest |PyTorch - runtime| probability on the check images (ensemble: |members - file|)
-    val_acc_torch: float | None  # validation-split (PublicTest) accuracy of the checkpoint in PyTorch (of the members)
-    val_acc_export: float | None  # ... and of the exported file on its runtime (ONNX Runtime or LiteRT)
-    temperature: float = 1.0  # the logits are divided by it before the softmax
-    val_ece_torch: float | None = None  # validation-split calibration error of the checkpoint (temperature 1)
-    val_ece_export: float | None = None  # ... and of the exported file, with its temperature
-    val_agreement: float | None = None  # share of validation faces on which the file and PyTorch pick one class
-    val_mean_abs_diff: float | None = None  # mean |PyTorch - file| probability over the validation faces' classes
 
 
 def export(checkpoint: str | Path, format: str = "onnx", int8: bool = False, data: str | Path | FERDataset | None = None,
