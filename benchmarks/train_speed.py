@@ -5,7 +5,8 @@
 
 Times ``Trainer.train_epoch`` (augmentation, forward, backward, SGD step, channels_last) on synthetic
 48x48 faces (speed does not depend on the pixels) for every model x batch size x crop x precision (bf16:
-``ferkit train --amp``, bf16 autocast, on CPUs with bf16 instructions), after one warm-up epoch each. The variants are measured in alternating rounds (every variant once per round,
+``ferkit train --amp``, bf16 autocast, on CPUs with bf16 instructions), after one warm-up epoch each. The
+variants are measured in alternating rounds (every variant once per round,
 the best round kept: a shared host's slow spells only ever slow a round down). Achieved GFLOP/s
 counts a training step as 3x the forward MACs x 2 FLOPs (forward, input and weight gradients);
 the peak is cores x clock x fp32 FLOPs a cycle (32 for two 256-bit FMA units, 16 on first-generation

@@ -67,6 +67,14 @@ def tta_views(x: torch.Tensor, tta: str, crop: int | None = None) -> list[torch.
 
 
 @torch.no_grad()
+def views_proba(model: nn.Module, x: torch.Tensor, tta: str = "none") -> torch.Tensor:
+    """Softmax probabilities (N, C) of a batch ``x`` already normalised and fitted to the model, averaged over the
+    views of ``tta`` (:func:`tta_views`)."""
+    return torch.stack([F.softmax(model(v.contiguous(memory_format=torch.channels_last)).float(), 1)
+                        for v in tta_views(x, tta)]).mean(0)
+
+
+@torch.no_grad()
 def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float, tta: str = "none",
                   batch_size: int = 512, device: str | torch.device = "cpu", progress: bool = False,
                   input_size: int | None = None, channels: int = 1) -> np.ndarray:
@@ -83,9 +91,7 @@ def predict_proba(model: nn.Module, images: np.ndarray, mean: float, std: float,
     for i in starts:
         x = to_input(images[i : i + batch_size], mean, std, device)
         x = fit_input(x, input_size or x.shape[-1], channels)
-        probs = torch.stack([F.softmax(model(v.contiguous(memory_format=torch.channels_last)), 1)
-                             for v in tta_views(x, tta)]).mean(0)
-        out.append(probs.float().cpu().numpy())
+        out.append(views_proba(model, x, tta).cpu().numpy())
     model.train(was_training)
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -20,24 +21,23 @@ from ..version import __version__
 from .onnx import INPUT, OUTPUT
 from .result import ExportResult
 
+if TYPE_CHECKING:
+    from ..core.classifier import EnsembleClassifier
 
-def merge_onnx(members: list[Path], out: Path) -> Path:
-    """Write ``out``: the ONNX files ``members`` (ferkit exports of the same classes and input size) as one graph
-    whose output is the mean of theirs, with metadata naming the members."""
+
+def merge_onnx(ensemble: EnsembleClassifier, out: Path) -> Path:
+    """Write ``out``: the ensemble's member files (which it checked share classes and input size) as one graph whose
+    output is the mean of theirs, with metadata naming the members."""
     import onnx
     from onnx import compose, helper
 
-    from ..core.classifier import EmotionClassifier
-
-    classifiers = [EmotionClassifier(m) for m in members]
+    classifiers = ensemble.members
     first = classifiers[0]
-    for c in classifiers[1:]:
-        if c.classes != first.classes or c.input_size != first.input_size:
-            raise ConfigError(f"{c.path.name} cannot be averaged with {first.path.name}: classes {list(c.classes)} at "
-                              f"{c.input_size} px, not {list(first.classes)} at {first.input_size} px")
-    graphs, opsets = [], {}
+    graphs, opsets, ir_version, shared_input = [], {}, 0, None
     for i, c in enumerate(classifiers):
-        model = compose.add_prefix(onnx.load(str(c.path)), prefix=f"m{i}/")
+        model = onnx.load(str(c.path))
+        ir_version, shared_input = max(ir_version, model.ir_version), shared_input or model.graph.input[0]
+        model = compose.add_prefix(model, prefix=f"m{i}/")
         for node in model.graph.node:  # every member reads the one shared input
             node.input[:] = [INPUT if name == f"m{i}/{INPUT}" else name for name in node.input]
         graphs.append(model.graph)
@@ -45,13 +45,12 @@ def merge_onnx(members: list[Path], out: Path) -> Path:
             opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
     mean = helper.make_node("Mean", [g.output[0].name for g in graphs], [OUTPUT], name="ensemble_mean")
     output = helper.make_tensor_value_info(OUTPUT, onnx.TensorProto.FLOAT, ["batch", len(first.classes)])
-    shared_input = onnx.load(str(first.path)).graph.input[0]
     graph = helper.make_graph([n for g in graphs for n in g.node] + [mean], "ferkit_ensemble", [shared_input], [output],
                               initializer=[t for g in graphs for t in g.initializer],
                               value_info=[v for g in graphs for v in g.value_info])
     merged = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
                                producer_name="ferkit")
-    merged.ir_version = max(onnx.load(str(c.path), load_external_data=False).ir_version for c in classifiers)
+    merged.ir_version = ir_version
     precisions = [c.metadata.get("precision", "fp32") for c in classifiers]
     int8_bits = {c.metadata.get("weight_bits") for c in classifiers if c.metadata.get("precision") == "int8"}
     meta = {"ferkit_version": __version__, "model": "+".join(c.metadata.get("model", c.name) for c in classifiers),
@@ -75,7 +74,7 @@ def export_ensemble(models: ModelSpec, out: str | Path, data: str | Path | FERDa
     """Merge exported models (ONNX files or shipped names, :func:`model_list`) into ``out`` (:func:`merge_onnx`),
     then check it against the members run one by one: the largest probability difference on faces of ``data``'s
     Training split (random faces without data), and both accuracies on its validation split (PublicTest)."""
-    from ..core.classifier import EnsembleClassifier
+    from ..core.classifier import EmotionClassifier, EnsembleClassifier
     from ..core.predict import is_onnx_member, load_member, resize_faces
 
     members = [str(m) for m in model_list(models)]
@@ -85,9 +84,7 @@ def export_ensemble(models: ModelSpec, out: str | Path, data: str | Path | FERDa
         raise ConfigError(f"an ensemble is merged from exported models ({', '.join(members)}): export each checkpoint "
                           "first (`ferkit export RUN --int8 --temperature auto`) and pass the .onnx files")
     reference = EnsembleClassifier(members)
-    path = merge_onnx([m.path for m in reference.members], Path(out))
-    from ..core.classifier import EmotionClassifier
-
+    path = merge_onnx(reference, Path(out))
     merged = EmotionClassifier(path)
     dataset = load_member(members[0])[1].dataset(data)
     size = reference.input_size

@@ -42,7 +42,7 @@ from ..core.checkpoint import Checkpoint, load_checkpoint
 from ..core.cpuinfo import has_bf16
 from ..core.detect import FaceCropper
 from ..core.device import resolve_device, setup_device
-from ..core.predict import ensemble_proba, fit_input, load_member, predict_proba, to_input, tta_views
+from ..core.predict import ensemble_proba, fit_input, load_member, onnx_proba, predict_proba, to_input, views_proba
 from ..core.runtime import file_sha256
 from ..errors import ConfigError, DivergedError, optional_import
 from ..models.keras_layers import kernel_l2_penalty, kernel_l2_terms
@@ -594,11 +594,10 @@ class OnlineTeachers:
         for model, ckpt in self.members:
             if isinstance(model, nn.Module):
                 x = fit_input((pixels / 255.0 - ckpt.mean) / ckpt.std, ckpt.input_size, ckpt.channels)
-                probs.append(torch.stack([F.softmax(model(v.contiguous(memory_format=torch.channels_last)).float(), 1)
-                                          for v in tta_views(x, self.tta)]).mean(0))
+                probs.append(views_proba(model, x, self.tta))
             else:
-                faces = fit_input(pixels.float().cpu(), model.input_size)[:, 0].numpy()
-                probs.append(torch.from_numpy(model.predict_proba(faces, len(faces), tta=self.tta)).to(pixels.device))
+                faces = pixels[:, 0].float().cpu().numpy()
+                probs.append(torch.from_numpy(onnx_proba(model, faces, tta=self.tta)).to(pixels.device))
         return torch.stack(probs).mean(0)
 
 
