@@ -118,7 +118,7 @@ def test_resume_takes_only_the_settings_that_may_change(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("ferkit: error: --resume continues a run with its own settings: --lr, --flip cannot change")
     assert len(err.splitlines()) == 1
-    assert set(RESUMABLE) == {"epochs", "patience", "finetune_hard", "device", "threads", "save_minutes"}
+    assert set(RESUMABLE) == {"epochs", "patience", "finetune_hard", "device", "threads", "save_minutes", "teacher"}
 
 
 def test_cli_resume_takes_the_settings_that_may_change(tmp_path, monkeypatch):

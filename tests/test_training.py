@@ -383,6 +383,8 @@ def test_an_online_run_resumes_only_with_the_same_teachers(tmp_path, toy):
     other = train(dataset=toy, project=str(tmp_path), name="other", progress=False, seed=3, **{**FAST, "epochs": 1})
     path = tmp_path / "teacher.pt"
     path.write_bytes((teacher.run_dir / "best.pt").read_bytes())
+    moved = tmp_path / "moved.pt"
+    moved.write_bytes(path.read_bytes())
     run = train(dataset=toy, project=str(tmp_path), name="online", progress=False,
                 **{**FAST, "epochs": 1, "schedule": "none", "teacher": [str(path)], "teacher_online": True}).run_dir
     assert [f["teacher"] for f in json.loads((run / TEACHER_FILES).read_text())] == [str(path)]
@@ -390,6 +392,19 @@ def test_an_online_run_resumes_only_with_the_same_teachers(tmp_path, toy):
     path.write_bytes((other.run_dir / "best.pt").read_bytes())
     with pytest.raises(ValueError, match="not those the run started with"):
         Trainer.resume(run, dataset=toy, progress=False, epochs=3)
+    Trainer.resume(run, dataset=toy, progress=False, epochs=3, teacher=[str(moved)]).fit()  # the same teacher, moved
+    assert [f["file"] for f in json.loads((run / TEACHER_FILES).read_text())] == [str(moved.resolve())]
+    assert json.loads((run / "config.json").read_text())["teacher"] == [str(moved)]
+    with pytest.raises(ValueError, match="not those the run started with"):
+        Trainer.resume(run, dataset=toy, progress=False, epochs=4, teacher=[str(other.run_dir / "best.pt")])
+
+
+def test_an_offline_distilled_run_keeps_its_teachers_on_resume(tmp_path, toy):
+    teacher = train(dataset=toy, project=str(tmp_path), name="teacher", progress=False, **{**FAST, "epochs": 1})
+    run = train(dataset=toy, project=str(tmp_path), name="kd", progress=False,
+                **{**FAST, "epochs": 1, "schedule": "none", "teacher": [str(teacher.run_dir)]}).run_dir
+    with pytest.raises(ValueError, match="only for a --teacher-online run"):
+        Trainer.resume(run, dataset=toy, progress=False, epochs=2, teacher=[str(run)])
 
 
 @pytest.mark.parametrize("teacher", [[], ["runs/x/teacher_probs.npy"]])

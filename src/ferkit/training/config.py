@@ -25,8 +25,10 @@ from ..errors import ConfigError
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("cosine", "onecycle", "plateau", "exponential", "none")
 CLASS_WEIGHTS = ("none", "balanced", "sqrt")
-RESUMABLE = ("epochs", "patience", "finetune_hard", "device", "threads", "save_minutes")
-"""The settings ``--resume`` may change; every other one is the run's own."""
+RESUMABLE = ("epochs", "patience", "finetune_hard", "device", "threads", "save_minutes", "teacher")
+"""The settings ``--resume`` may change; every other one is the run's own. ``teacher`` only names the same teachers'
+files elsewhere (an online run checks their SHA-256s against its ``teachers.json``), e.g. after a shipped name that
+a run started with came to stand for another file."""
 MACHINE = ("device", "threads")
 """Settings of the machine, not of the run: ``ferkit train --resume`` takes them from its own flags (defaults: the
 auto device, $OMP_NUM_THREADS or all cores), not from the run it continues."""
@@ -243,6 +245,9 @@ class TrainConfig:
         """This (saved) config with ``changes`` for its resumed run; ``epochs`` may change only where the schedule
         is not laid out over the original epochs. (The command line allows only :data:`RESUMABLE` changes.)"""
         new = TrainConfig.from_dict({**self.to_dict(), **changes})
+        if new.teacher != self.teacher and not self.teacher_online:
+            raise ConfigError("--teacher can change on --resume only for a --teacher-online run (which checks that "
+                              "the files are the same teachers'); this run reuses the teacher probabilities it saved")
         if new.epochs != self.epochs and self.schedule in SCHEDULES_OVER_EPOCHS:
             raise ConfigError(f"--epochs cannot change on --resume with --schedule {self.schedule}: the schedule was "
                               f"laid out over the run's {self.epochs} epochs (plateau, exponential and none can)")

@@ -222,7 +222,7 @@ class Trainer:
         if self.dist.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2))
-            if self.online_teachers is not None and not (self.run_dir / TEACHER_FILES).exists():
+            if self.online_teachers is not None:  # checked above on resume: the same SHA-256s, perhaps other paths
                 (self.run_dir / TEACHER_FILES).write_text(json.dumps(self.online_teachers.files, indent=2))
             if self.teacher_probs is not None:
                 for name, array in ((TEACHER_PROBS, self.teacher_probs), (TEACHER_IDS, self.train_split.ids)):
@@ -585,7 +585,8 @@ class OnlineTeachers:
         before = [f["sha256"] for f in json.loads(record.read_text())]
         if before != [f["sha256"] for f in self.files]:
             raise ConfigError(f"the teachers' files are not those the run started with (SHA-256 {before} in {record}, "
-                              f"{[f['sha256'] for f in self.files]} now); a resumed run must learn from the same teachers")
+                              f"{[f['sha256'] for f in self.files]} now); a resumed run must learn from the same "
+                              "teachers: name their files with --teacher if they moved")
 
     @torch.no_grad()
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
