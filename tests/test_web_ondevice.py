@@ -27,7 +27,9 @@ TIMEOUT_MS = 60_000
 # shipped default is static int8, whose activation steps turn those grey levels into larger differences:
 # 0.05 for it (measured 0.0345 on 11 faces with the default of 2026-12-04 morning, 0.0230 with the one since,
 # 0.0234 with its 7-bit weights of 2026-12-05, 0.0131 with kdm40-resnet_sw, the default on 2026-12-05 morning,
-# 0.0201 with kdr12-resnet_sw, the default that afternoon, 0.0346 with soup-kdr12, the default since).
+# 0.0201 with kdr12-resnet_sw, the default that afternoon, 0.0346 with soup-kdr12, 0.0257 with ko12-resnet_sw, 0.0312
+# with soup-kp12's percentile-calibrated file, the default since 2026-12-06 night; its min-max-calibrated file, 0.0659
+# off here, was not shipped).
 BOX_PX, PROB_TOL, INT8_PROB_TOL = 2, 0.03, 0.05
 
 
