@@ -236,3 +236,29 @@ def test_a_shipped_model_is_evaluated_by_name(toy, tmp_path):
     res = evaluate("default", data=toy, split="test", progress=False, out=tmp_path)
     assert res.metrics["model"] == "resnet_sw" and res.probs.shape == (len(toy.split("test")), 7)
     assert not (tmp_path / "curves.png").exists()
+
+
+def test_greedy_ensemble_selection_adds_members_only_while_they_help():
+    """benchmarks/ensemble_greedy.py: the best single model first, then the member that fixes the most faces;
+    a member that would lower the accuracy is never added, and the selection stops."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "ensemble_greedy", Path(__file__).parents[1] / "benchmarks" / "ensemble_greedy.py")
+    greedy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(greedy)
+    labels = np.array([0, 0, 0, 1, 1, 1])
+
+    def probs(correct):  # confident (0.8) and right where ``correct`` says, 0.8 on the wrong class elsewhere
+        p = np.full((6, 2), 0.2)
+        p[np.arange(6), np.where(correct, labels, 1 - labels)] = 0.8
+        return p
+
+    a = probs([1, 1, 1, 1, 0, 0])  # 4/6
+    b = probs([0, 0, 1, 1, 1, 1])  # 4/6, right where a is wrong
+    weak = probs([0, 0, 0, 0, 0, 1])  # 1/6
+    a[[0, 1]] = [[0.95, 0.05]] * 2  # each is surer where it is right: their average gets all six faces
+    b[[4, 5]] = [[0.05, 0.95]] * 2
+    chosen, (acc, _) = greedy.greedy_select([weak, a, b], labels, max_size=5)
+    assert sorted(chosen) == [1, 2] and acc == 1.0
+    assert greedy.greedy_select([a, weak], labels, max_size=5)[0] == [0]
