@@ -6,7 +6,7 @@ Only the chosen ensemble is then scored on PrivateTest; the other candidates' Pr
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble_greedy.py --data ../shared/data/fer2013.csv.gz \\
         --tta flip --candidates flagship default runs/*/best.pt
 
-Each candidate's probabilities are cached under --cache (keyed by the file's content hash and the TTA), so that a
+Each candidate's probabilities are cached under --cache (keyed by the file's and the split's content hashes and the TTA), so that a
 rerun with more candidates scores only the new ones. Candidates with the same content are scored once.
 """
 
@@ -28,7 +28,8 @@ def _digest(path: Path) -> str:
 
 
 def _probs(path: Path, images: np.ndarray, split: str, tta: str, cache: Path) -> np.ndarray:
-    file = cache / f"{_digest(path)}-{split}-{tta}.npy"
+    faces = hashlib.sha256(images.tobytes()).hexdigest()[:8]  # the split's faces, so other data never hits the cache
+    file = cache / f"{_digest(path)}-{split}-{faces}-{tta}.npy"
     if not file.exists():
         member = load_member(path)
         file.parent.mkdir(parents=True, exist_ok=True)
