@@ -19,21 +19,20 @@ from pathlib import Path
 import numpy as np
 
 from ferkit.core.predict import ensemble_proba, load_member
+from ferkit.core.runtime import file_sha256
 from ferkit.core.shipped import model_list, resolve_model
 from ferkit.data import load_dataset
+from ferkit.data.dataset import Split
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
-def _probs(path: Path, images: np.ndarray, split: str, tta: str, cache: Path) -> np.ndarray:
-    faces = hashlib.sha256(images.tobytes()).hexdigest()[:8]  # the split's faces, so other data never hits the cache
-    file = cache / f"{_digest(path)}-{split}-{faces}-{tta}.npy"
+def _probs(path: Path, split: Split, tta: str, cache: Path) -> np.ndarray:
+    """``path``'s probabilities on ``split``, from --cache when this file has scored these faces with this TTA."""
+    faces = hashlib.sha256(split.images.tobytes()).hexdigest()[:8]  # so that other data never hits the cache
+    file = cache / f"{file_sha256(path)}-{split.name}-{faces}-{tta}.npy"
     if not file.exists():
         member = load_member(path)
         file.parent.mkdir(parents=True, exist_ok=True)
-        np.save(file, ensemble_proba([member], images, tta=tta).astype(np.float32))
+        np.save(file, ensemble_proba([member], split.images, tta=tta).astype(np.float32))
     return np.load(file)
 
 
@@ -42,22 +41,20 @@ def _score(p: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float((p.argmax(1) == labels).mean()), float(-np.log(p[np.arange(len(labels)), labels] + 1e-9).mean())
 
 
-def greedy_select(probs: list[np.ndarray], labels: np.ndarray, max_size: int) -> tuple[list[int], tuple[float, float]]:
-    """Indices into ``probs`` of the greedy ensemble (repeats allowed) and its (accuracy, log-loss) on ``labels``:
-    each step adds the member whose addition scores best (accuracy, then lower log-loss); stops when no addition
-    raises the accuracy or ``max_size`` members are in."""
-    chosen: list[int] = []
+def greedy_select(probs: list[np.ndarray], labels: np.ndarray, max_size: int) -> list[tuple[int, float, float]]:
+    """The greedy ensemble's steps: (index into ``probs`` added, the ensemble's accuracy and log-loss on ``labels``
+    after it), repeats allowed. Each step adds the member whose addition scores best (accuracy, then lower
+    log-loss); the selection stops when no addition raises the accuracy or ``max_size`` members are in."""
+    steps: list[tuple[int, float, float]] = []
     total = np.zeros_like(probs[0], dtype=np.float64)
-    best = (-1.0, 0.0)
-    while len(chosen) < max_size:
-        trials = [_score((total + p) / (len(chosen) + 1), labels) for p in probs]
+    while len(steps) < max_size:
+        trials = [_score((total + p) / (len(steps) + 1), labels) for p in probs]
         pick = max(range(len(probs)), key=lambda i: (trials[i][0], -trials[i][1]))
-        if trials[pick][0] <= best[0]:
+        if steps and trials[pick][0] <= steps[-1][1]:
             break
-        chosen.append(pick)
+        steps.append((pick, *trials[pick]))
         total += probs[pick]
-        best = trials[pick]
-    return chosen, best
+    return steps
 
 
 def main() -> None:
@@ -73,26 +70,25 @@ def main() -> None:
     for c in args.candidates:
         for m in model_list(c):
             p = resolve_model(m)  # a shipped name -> its file
-            paths.setdefault(_digest(p), p)
+            paths.setdefault(file_sha256(p), p)
     cands = list(paths.values())
     data = load_dataset(args.data)
     pub = data.split("PublicTest")
     cache = Path(args.cache)
     probs = {}
     for p in cands:
-        probs[p] = _probs(p, pub.images, "PublicTest", args.tta, cache)
+        probs[p] = _probs(p, pub, args.tta, cache)
         acc, nll = _score(probs[p], pub.labels)
         print(f"candidate {p}: PublicTest {100 * acc:.2f}% (log-loss {nll:.4f})", flush=True)
 
-    picks, (acc, _) = greedy_select([probs[p] for p in cands], pub.labels, args.max_size)
-    chosen = [cands[i] for i in picks]
-    for n in range(1, len(chosen) + 1):
-        a, nll = _score(np.mean([probs[p] for p in chosen[:n]], axis=0), pub.labels)
-        print(f"step {n}: + {chosen[n - 1]} -> PublicTest {100 * a:.2f}% (log-loss {nll:.4f})")
+    steps = greedy_select([probs[p] for p in cands], pub.labels, args.max_size)
+    for n, (i, acc, nll) in enumerate(steps, 1):
+        print(f"step {n}: + {cands[i]} -> PublicTest {100 * acc:.2f}% (log-loss {nll:.4f})")
+    chosen = [cands[i] for i, _, _ in steps]
     names = ", ".join(f"{p} x{chosen.count(p)}" for p in dict.fromkeys(chosen))
-    print(f"chosen on PublicTest (tta={args.tta}): {names}: {100 * acc:.2f}%")
+    print(f"chosen on PublicTest (tta={args.tta}): {names}: {100 * steps[-1][1]:.2f}%")
     priv = data.split("PrivateTest")
-    ens = np.mean([_probs(p, priv.images, "PrivateTest", args.tta, cache) for p in chosen], axis=0)
+    ens = np.mean([_probs(p, priv, args.tta, cache) for p in chosen], axis=0)
     acc, nll = _score(ens, priv.labels)
     print(f"its PrivateTest (tta={args.tta}): {100 * acc:.2f}% (log-loss {nll:.4f})")
 

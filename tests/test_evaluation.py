@@ -259,6 +259,6 @@ def test_greedy_ensemble_selection_adds_members_only_while_they_help():
     weak = probs([0, 0, 0, 0, 0, 1])  # 1/6
     a[[0, 1]] = [[0.95, 0.05]] * 2  # each is surer where it is right: their average gets all six faces
     b[[4, 5]] = [[0.05, 0.95]] * 2
-    chosen, (acc, _) = greedy.greedy_select([weak, a, b], labels, max_size=5)
-    assert sorted(chosen) == [1, 2] and acc == 1.0
-    assert greedy.greedy_select([a, weak], labels, max_size=5)[0] == [0]
+    steps = greedy.greedy_select([weak, a, b], labels, max_size=5)
+    assert sorted(i for i, _, _ in steps) == [1, 2] and steps[-1][1] == 1.0
+    assert [i for i, _, _ in greedy.greedy_select([a, weak], labels, max_size=5)] == [0]
