@@ -25,9 +25,14 @@ from ferkit.data import load_dataset
 from ferkit.data.dataset import Split
 
 
-def _probs(path: Path, split: Split, tta: str, cache: Path) -> np.ndarray:
-    """``path``'s probabilities on ``split``, from --cache when this file has scored these faces with this TTA."""
-    faces = hashlib.sha256(split.images.tobytes()).hexdigest()[:8]  # so that other data never hits the cache
+def _faces_digest(split: Split) -> str:
+    """A short digest of ``split``'s faces, in the cache's keys so that other data never hits the cache."""
+    return hashlib.sha256(split.images.tobytes()).hexdigest()[:8]
+
+
+def _probs(path: Path, split: Split, faces: str, tta: str, cache: Path) -> np.ndarray:
+    """``path``'s probabilities on ``split`` (whose faces' digest is ``faces``), from --cache when this file has
+    scored these faces with this TTA."""
     file = cache / f"{file_sha256(path)}-{split.name}-{faces}-{tta}.npy"
     if not file.exists():
         member = load_member(path)
@@ -75,9 +80,9 @@ def main() -> None:
     data = load_dataset(args.data)
     pub = data.split("PublicTest")
     cache = Path(args.cache)
-    probs = {}
+    probs, pub_faces = {}, _faces_digest(pub)
     for p in cands:
-        probs[p] = _probs(p, pub, args.tta, cache)
+        probs[p] = _probs(p, pub, pub_faces, args.tta, cache)
         acc, nll = _score(probs[p], pub.labels)
         print(f"candidate {p}: PublicTest {100 * acc:.2f}% (log-loss {nll:.4f})", flush=True)
 
@@ -88,7 +93,8 @@ def main() -> None:
     names = ", ".join(f"{p} x{chosen.count(p)}" for p in dict.fromkeys(chosen))
     print(f"chosen on PublicTest (tta={args.tta}): {names}: {100 * steps[-1][1]:.2f}%")
     priv = data.split("PrivateTest")
-    ens = np.mean([_probs(p, priv, args.tta, cache) for p in chosen], axis=0)
+    priv_faces = _faces_digest(priv)
+    ens = np.mean([_probs(p, priv, priv_faces, args.tta, cache) for p in chosen], axis=0)
     acc, nll = _score(ens, priv.labels)
     print(f"its PrivateTest (tta={args.tta}): {100 * acc:.2f}% (log-loss {nll:.4f})")
 
