@@ -34,7 +34,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "curve.png")
     args = ap.parse_args()
     runs = json.loads((HERE / "runs.json").read_text())
-    fig, axes = plt.subplots(1, 2, figsize=(15, 5.5), gridspec_kw={"width_ratios": [2.2, 1]})
+    fig, axes = plt.subplots(1, 2, figsize=(15, 9), gridspec_kw={"width_ratios": [2.2, 1]})
     tab20, tab20b = plt.colormaps["tab20"].colors, plt.colormaps["tab20b"].colors
     colours = tab20[::2] + tab20[1::2] + tab20b[::4] + tab20b[2::4]  # 30: the dark ones first, no two runs alike
     for ax in axes:
@@ -52,7 +52,7 @@ def main() -> None:
         ax.set_ylabel("PublicTest accuracy, EMA weights (%)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2 if ax is axes[0] else 1)  # below: the curves stay visible
     fig.suptitle("issue 14's runs: PublicTest (the selection split) per epoch; dashed: warm restarts")
     print(f"wrote {save_figure(fig, args.out, dpi=100)}")
 
