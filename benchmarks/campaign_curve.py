@@ -52,7 +52,8 @@ def main() -> None:
         ax.set_ylabel("PublicTest accuracy, EMA weights (%)")
         ax.set_title(title)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2 if ax is axes[0] else 1)  # below: the curves stay visible
+        # below the panel, where it hides no curve
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2 if ax is axes[0] else 1)
     fig.suptitle("issue 14's runs: PublicTest (the selection split) per epoch; dashed: warm restarts")
     print(f"wrote {save_figure(fig, args.out, dpi=100)}")
 
