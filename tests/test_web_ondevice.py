@@ -8,6 +8,7 @@ With ``$FERKIT_SCREENSHOTS`` set, ``web-phone-game.png`` and ``web-phone-result.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 from pathlib import Path
 
@@ -35,9 +36,25 @@ BOX_PX, PROB_TOL, INT8_PROB_TOL = 2, 0.03, 0.05
 
 
 @pytest.fixture(scope="module")
-def server():
-    with running_server(threads=1) as (url, recorder):
-        yield url, recorder
+def servers():
+    """``servers(model)``: (URL, request recorder) of a server of ``model`` (a shipped model's name, "default"
+    for the package's default, or several comma-separated: an ensemble, whose members the page runs and
+    averages), started on first use and stopped with the module."""
+    with contextlib.ExitStack() as stack:
+        started: dict[str, tuple] = {}
+
+        def get(model: str) -> tuple:
+            if model not in started:
+                options = {} if model == "default" else {"model": model}
+                started[model] = stack.enter_context(running_server(threads=1, **options))
+            return started[model]
+
+        yield get
+
+
+@pytest.fixture(scope="module")
+def server(servers):
+    return servers("default")
 
 
 @pytest.fixture(scope="module")
@@ -49,27 +66,6 @@ def playwright_and_browser(tmp_path_factory):
         browser.close()
 
 
-@pytest.fixture(scope="module")
-def small_server():
-    """A server of the fp32 ``small`` model, for the pipeline's own tolerance."""
-    with running_server(threads=1, model="small") as (url, recorder):
-        yield url, recorder
-
-
-@pytest.fixture(scope="module")
-def ensemble_server():
-    """A server of an ensemble (``serve --weights small,default``): the page runs both members and averages."""
-    with running_server(threads=1, model="small,default") as (url, recorder):
-        yield url, recorder
-
-
-@pytest.fixture(scope="module")
-def flagship_server():
-    """A server of the int8 flagship (``serve --weights flagship``)."""
-    with running_server(threads=1, model="flagship") as (url, recorder):
-        yield url, recorder
-
-
 @pytest.fixture
 def phone(playwright_and_browser, server):
     """A fresh phone-sized context on the page, service workers blocked so that ``page.route`` sees every
@@ -78,18 +74,15 @@ def phone(playwright_and_browser, server):
 
 
 @pytest.fixture
-def small_phone(playwright_and_browser, small_server):
-    yield from _phone_on(playwright_and_browser, small_server[0])
+def small_phone(playwright_and_browser, servers):
+    """The same on a server of the fp32 ``small`` model, for the pipeline's own tolerance."""
+    yield from _phone_on(playwright_and_browser, servers("small")[0])
 
 
 @pytest.fixture
-def ensemble_phone(playwright_and_browser, ensemble_server):
-    yield from _phone_on(playwright_and_browser, ensemble_server[0])
-
-
-@pytest.fixture
-def flagship_phone(playwright_and_browser, flagship_server):
-    yield from _phone_on(playwright_and_browser, flagship_server[0])
+def model_phone(playwright_and_browser, servers, model):
+    """The same on a server of the test's ``model`` parameter."""
+    yield from _phone_on(playwright_and_browser, servers(model)[0])
 
 
 def _phone_on(playwright_and_browser, url: str):
@@ -145,12 +138,11 @@ def _images():
 
 @pytest.mark.parametrize("model, tol", [("small", PROB_TOL), ("default", INT8_PROB_TOL),
                                         ("small,default", INT8_PROB_TOL), ("flagship", INT8_PROB_TOL)])
-def test_browser_pipeline_matches_python(request, model, tol):
+def test_browser_pipeline_matches_python(model_phone, model, tol):
     """The same RGB pixels through both pipelines: the same faces, boxes within BOX_PX, every
     probability within PROB_TOL (fp32 ``small``) or INT8_PROB_TOL (the int8 default or flagship, or an
     ensemble with the default, whose members the page runs and averages as the Recognizer does)."""
-    page, _ = request.getfixturevalue({"small": "small_phone", "default": "phone", "small,default": "ensemble_phone",
-                                       "flagship": "flagship_phone"}[model])
+    page, _ = model_phone
     worst_prob, worst_box, faces = 0.0, 0, 0
     for name, rgb in _images():
         want = _python_faces(rgb, model=model)
