@@ -6,8 +6,8 @@ Only the chosen ensemble is then scored on PrivateTest; the other candidates' Pr
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble_greedy.py --data ../shared/data/fer2013.csv.gz \\
         --tta flip --candidates flagship default runs/*/best.pt
 
-Each candidate's probabilities are cached under --cache (keyed by the file's and the split's content hashes and the TTA), so that a
-rerun with more candidates scores only the new ones. Candidates with the same content are scored once.
+Each candidate's probabilities are cached under --cache (keyed by the file's and the split's content hashes and the
+TTA), so that a rerun with more candidates scores only the new ones. Candidates with the same content are scored once.
 """
 
 from __future__ import annotations
