@@ -29,7 +29,7 @@ bench-peers: venv
 	test -x .venv-peers/bin/python || $(PYTHON) -m venv .venv-peers
 	.venv-peers/bin/pip install -q --no-deps fer==25.10.3
 	.venv-peers/bin/pip install -q tensorflow "opencv-contrib-python<5" pandas requests tqdm "moviepy<2" ffmpeg-python matplotlib pillow
-	$(BIN)/python benchmarks/inference_speed.py --fer-python .venv-peers/bin/python
+	$(BIN)/python benchmarks/inference_speed.py --fer-python .venv-peers/bin/python --out runs/peers_speed.md
 
 # `ferkit import-keras` against real Keras (TensorFlow 2.15 with Keras 2, the seeds' API) in its own environment:
 # the seeds' networks built with their Keras code, saved as they save them, imported and compared; fer's

@@ -114,6 +114,7 @@ def main() -> None:
         lines += ["", "## Video", "", f"`ferkit video` (default detector, every frame, no mp4 written) on "
                   f"`fer_woman2.mp4` (596x336, 29.97 fps): {video[0]} frames in {video[1]:.1f} s = "
                   f"**{video[2]:.0f} frames/s**, {video[2] / 29.97:.1f}x real time."]
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ..errors import ConfigError
 
 DEFAULT_MODEL = "resnet_sw_fer2013.int8.onnx"
-#: Models shipped inside the package, by the name ``--model`` takes: name -> ONNX file in ``ferkit/weights``.
+#: Models shipped inside the package, by the name ``--weights`` takes: name -> ONNX file in ``ferkit/weights``.
 #: The README's Results give each one's training command and accuracy.
 SHIPPED_MODELS: dict[str, str] = {
     "default": DEFAULT_MODEL,
