@@ -191,10 +191,17 @@ def test_batch_keeps_order_and_reports_each_bad_file(client, photo):
     assert a["faces"][0]["probs"] == pytest.approx(one, abs=1e-6)
 
 
-def test_concurrent_requests_agree(client, photo):
-    with ThreadPoolExecutor(8) as pool:
-        bodies = list(pool.map(lambda _: _post(client, photo).json(), range(16)))
-    assert all(b["faces"] == bodies[0]["faces"] for b in bodies)
+@pytest.mark.parametrize("detector", ["blazeface", "haar"])
+def test_concurrent_requests_agree(detector, photo):
+    """Photos of two sizes at once on four worker threads, which share one detector, get the answers they get
+    alone (two Haar searches at once raised cv2.error before the cascade was locked)."""
+    rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
+    images = [photo, _png(np.asarray(Image.fromarray(rgb).resize((rgb.shape[1] * 3 // 5, rgb.shape[0] * 3 // 5))))]
+    with TestClient(create_app(detector=detector, workers=4), raise_server_exceptions=False) as c:
+        alone = [_post(c, im).json()["faces"] for im in images]
+        with ThreadPoolExecutor(8) as pool:
+            bodies = list(pool.map(lambda i: _post(c, images[i % 2]).json(), range(16)))
+    assert all(alone) and all(b.get("faces") == alone[i % 2] for i, b in enumerate(bodies)), bodies
 
 
 def test_inference_runs_off_the_event_loop(photo):

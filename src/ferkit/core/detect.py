@@ -41,7 +41,8 @@ class Detector(Protocol):
 class HaarDetector:
     """OpenCV Haar cascade. ``min_neighbors`` trades misses for false positives; images larger than
     ``max_side`` are searched at that size (boxes are given in the original pixels). ``threads``, when
-    given, is OpenCV's thread count (a setting of the whole process, which the cascade search uses)."""
+    given, is OpenCV's thread count (a setting of the whole process, which the cascade search uses). One search runs
+    at a time: the cascade is not thread-safe (searches from two server threads raised ``cv2.error``)."""
 
     name = "haar"
 
@@ -56,6 +57,7 @@ class HaarDetector:
             raise RuntimeError(f"cannot load the Haar cascade {path}")
         self.scale_factor, self.min_neighbors, self.min_size = scale_factor, min_neighbors, min_size
         self.max_side = max_side
+        self._lock = threading.Lock()
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
         grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -63,8 +65,9 @@ class HaarDetector:
             return []
         scale = min(1.0, self.max_side / max(grey.shape))
         small = grey if scale == 1.0 else cv2.resize(grey, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor, minNeighbors=self.min_neighbors,
-                                              minSize=(self.min_size, self.min_size))
+        with self._lock:
+            boxes = self.cascade.detectMultiScale(small, scaleFactor=self.scale_factor,
+                                                  minNeighbors=self.min_neighbors, minSize=(self.min_size, self.min_size))
         found = sorted((tuple(round(int(v) / scale) for v in b) for b in boxes), key=lambda b: (b[0], b[1]))
         return [Detection(b, 1.0) for b in found]  # type: ignore[arg-type]
 
