@@ -272,6 +272,14 @@ def test_filename_star_uploads_are_files(client, photo):
     _error(client.post("/v1/predict", content=_multipart("file", "size=3", photo), headers=headers), 400, "missing_file")
 
 
+def test_part_without_content_disposition_is_400(client, photo):
+    """A part with no Content-Disposition header (so no field name) is bad input, not a server error."""
+    body = f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n\r\n".encode() + photo + f"\r\n--{BOUNDARY}--\r\n".encode()
+    for path in ("/v1/predict", "/v1/predict/batch"):
+        r = client.post(path, content=body, headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
+        assert "Content-Disposition" in _error(r, 400, "bad_request")
+
+
 def test_corrupt_png_is_400_and_text_is_415(client):
     png = bytearray(_png(np.zeros((20, 20, 3), np.uint8)))
     png[20] ^= 0xFF  # inside IHDR: its CRC no longer matches, Pillow cannot open it

@@ -187,16 +187,17 @@ def uvicorn_config(app: FastAPI, host: str = "127.0.0.1", port: int = 8000, **op
 
 class _FormParser(MultiPartParser):
     """Starlette's multipart parser that also takes a part named only by ``filename*=`` (RFC 5987,
-    which RFC 7578 forbids but some clients send) as the file it is."""
+    which RFC 7578 forbids but some clients send) as the file it is. A part without a Content-Disposition is
+    left to Starlette, which refuses it (400)."""
 
     def on_headers_finished(self) -> None:
-        part = self._current_part
-        if b"filename" not in parse_options_header(part.content_disposition)[1]:
+        part, disposition = self._current_part, self._current_part.content_disposition
+        if disposition is not None and b"filename" not in parse_options_header(disposition)[1]:
             header = Message()
-            header["content-disposition"] = part.content_disposition.decode("latin-1")
+            header["content-disposition"] = disposition.decode("latin-1")
             if (name := header.get_filename()) is not None:
                 quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-                part.content_disposition += f'; filename="{quoted}"'.encode()
+                part.content_disposition = disposition + f'; filename="{quoted}"'.encode()
         super().on_headers_finished()
 
 
