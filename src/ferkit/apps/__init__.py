@@ -1,1 +1,1 @@
-"""User-facing jobs built on the inference layer: predicting on files (later: video, webcam, server)."""
+"""User-facing jobs built on the inference layer: predicting on files, video, webcam and the HTTP server."""

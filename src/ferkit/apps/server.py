@@ -261,7 +261,8 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     model_name = recognizer.classifier.name
     limiter = anyio.CapacityLimiter(workers)
     app = FastAPIOffline(title="ferkit", version=recognizer.classifier.metadata.get("ferkit_version", "0"),
-                         description="Facial emotion recognition: faces, boxes and seven emotion probabilities per image.")
+                         description="Facial emotion recognition: the faces in an image, their boxes and one probability "
+                                     "per class (seven for FER2013 models, eight for FER+).")
     app.add_middleware(BodyGuard, limits=limits)
     app.state.recognizer, app.state.limits = recognizer, limits
 
@@ -348,7 +349,8 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
     @app.post("/v1/predict", openapi_extra=_upload_schema("file", many=False), tags=["predict"])
     async def predict(request: Request, detect: bool = True) -> dict:
         """Faces in one image: box [x, y, w, h] and landmarks in image pixels, the top emotion, its
-        probability (``score``) and all seven probabilities. ``detect=false``: the image is one face."""
+        probability (``score``) and one probability per class (seven for FER2013 models, eight for FER+).
+        ``detect=false``: the image is one face."""
         form = await _read_form(request, max_files=1)
         try:
             name, data = await read_upload(form.get("file"), "file")
