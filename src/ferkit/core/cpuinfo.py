@@ -31,8 +31,15 @@ def has_bf16() -> bool:
     return bool(set(first_cpu().get("flags", "").split()) & set(BF16_FLAGS))
 
 
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system has one (Linux), else every core."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 def default_threads() -> int:
     """The CPU threads to use when none are asked for: ``$OMP_NUM_THREADS`` where it is a positive whole number
     (the usual way to share a machine's cores between jobs), else every core this process may run on."""
     value = os.environ.get("OMP_NUM_THREADS", "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else len(os.sched_getaffinity(0))
+    return int(value) if value.isdigit() and int(value) > 0 else usable_cores()
