@@ -122,3 +122,13 @@ def test_ctrl_c_that_comes_out_as_another_error_is_still_an_interrupt(monkeypatc
     with pytest.raises(ImportError, match="a real import error"):
         cli.main(["predict"])
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_errors_about_the_users_paths_are_one_line(tmp_path):
+    """``--out`` below a file (NotADirectoryError) is the user's to fix: ``ferkit: error: ...``, exit 2."""
+    from ferkit.demo import demo_photo
+
+    (tmp_path / "notes.txt").write_text("")
+    r = ferkit("predict", str(demo_photo()), "--out", str(tmp_path / "notes.txt" / "sub"), "--quiet")
+    assert r.returncode == 2 and r.stderr.startswith("ferkit: error: ") and "Not a directory" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr

@@ -502,6 +502,11 @@ class _Interrupts:
         raise KeyboardInterrupt
 
 
+PATH_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+"""OSErrors about the user's paths (``--out a_file/sub``, a folder without write permission): one line, as a
+FerkitError; any other exception is a bug, shown with its traceback."""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     import signal
     import threading
@@ -515,7 +520,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as exc:
         if _Interrupts.seen:  # the Ctrl-C came out as another error (see _Interrupts)
             _interrupted()
-        if not isinstance(exc, (FerkitError, FileNotFoundError)):  # a bug: its traceback
+        if not isinstance(exc, (FerkitError, *PATH_ERRORS)):  # a bug: its traceback
             raise
         print(f"ferkit: error: {exc}", file=sys.stderr)  # what the user can fix
         sys.exit(2)
