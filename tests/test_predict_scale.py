@@ -18,6 +18,7 @@ from ferkit.apps import predict_outputs
 from ferkit.apps.predict import expand_inputs, predict_files
 from ferkit.cli import run
 from ferkit.demo import demo_photo
+from ferkit.errors import ConfigError
 from ferkit.inference import Recognizer
 
 ALL = ("csv", "jsonl", "parquet")
@@ -112,6 +113,24 @@ def test_output_folder_inside_an_input_is_not_read(photos, rec, tmp_path):
         s = predict_files([tmp_path, f"{tmp_path}/**/*.jpg"], out=tmp_path / "run", recognizer=rec, detect=False,
                           progress=False, overwrite=overwrite)
         assert s.images == 2 and (tmp_path / "run" / "x.jpg").exists()
+
+
+@pytest.mark.parametrize("given", ["{d}", "{d}/sub", "{d}/a.jpg", "{d}/*.jpg", "list"])
+def test_an_input_in_the_output_folder_is_refused(rec, tmp_path, given):
+    """``predict photos --out photos`` wrote each annotated JPEG over its photo, and ``photos/a.jpg --out photos``
+    left the photo out without a word: an input that is the output folder or lies in it (a folder, a file, a glob's
+    folder) is refused, before anything is written; a file list's line when it is reached."""
+    d = tmp_path / "photos"
+    (d / "sub").mkdir(parents=True)
+    for path in (d / "a.jpg", d / "sub" / "b.jpg"):
+        Image.open(demo_photo()).resize((64, 64)).save(path)
+    before = {p: p.read_bytes() for p in d.rglob("*") if p.is_file()}
+    (tmp_path / "list.txt").write_text(f"{d / 'a.jpg'}\n")
+    inputs, file_list = ([], tmp_path / "list.txt") if given == "list" else ([given.format(d=d)], None)
+    with pytest.raises(ConfigError, match=r"the output folder \(--out .*\).*give --out a folder of its own"):
+        predict_files(inputs, out=d, recognizer=rec, detect=False, progress=False, file_list=file_list)
+    after = {p: p.read_bytes() for p in d.rglob("*") if p.is_file()}
+    assert after == before if given != "list" else after.items() >= before.items()
 
 
 def test_inputs_stream_into_batches(photos, rec, tmp_path):

@@ -18,7 +18,7 @@ import glob
 import itertools
 import os
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -97,6 +97,30 @@ def _glob(pattern: str) -> Iterator[str]:
     return _iglob(root, [part for part in pattern.split(os.sep) if part])
 
 
+def _glob_root(pattern: str) -> str:
+    """The folder a glob pattern searches: its parts before the first with a wildcard."""
+    parts = pattern.split(os.sep)
+    fixed = os.sep.join(itertools.takewhile(lambda part: not glob.has_magic(part), parts[:-1]))
+    return fixed or (os.sep if pattern.startswith(os.sep) else os.curdir)
+
+
+def _inside(path: str | Path, folder: str) -> bool:
+    """Whether ``path`` is the folder ``folder`` (a real path) or lies in it, symlinks resolved."""
+    real = os.path.realpath(path)
+    return real == folder or real.startswith(os.path.join(folder, ""))
+
+
+def _check_input(item: str | Path, out: str | Path) -> None:
+    """A :class:`ConfigError` if the input ``item`` (a file, a folder, or a glob's folder) is the output folder
+    ``out`` or lies in it: the annotated JPEGs would overwrite photos of the same name there."""
+    where = _glob_root(str(item)) if not os.path.exists(item) and glob.has_magic(str(item)) else item
+    folder = os.path.realpath(out)
+    if _inside(where, folder):
+        what = "is" if os.path.realpath(where) == folder else "is in"
+        raise ConfigError(f"the input {item} {what} the output folder (--out {out}), where annotated JPEGs "
+                          "would overwrite photos of the same name; give --out a folder of its own")
+
+
 def _is_dir(path: Path) -> bool:
     """``path.is_dir()``, False where the path cannot be looked at (a name over 255 bytes...): reading
     it then records why."""
@@ -109,25 +133,24 @@ def _is_dir(path: Path) -> bool:
 def expand_inputs(inputs: Iterable[str | Path], exclude: str | Path | None = None) -> Iterator[Path]:
     """Files as given; folders walked lazily for image files (sorted per folder); glob patterns matched
     lazily (sorted per folder; ``**`` does not follow symlinked folders); a pattern matching nothing is
-    yielded as is (reported missing). Nothing inside the folder ``exclude`` (the output folder) is yielded."""
+    yielded as is (reported missing). An input in the folder ``exclude`` (the output folder) is refused
+    (:func:`_check_input`); in a folder or glob that holds it, that folder is not searched."""
     skip = os.path.realpath(exclude) if exclude is not None else None
-
-    def outside(p: Path) -> bool:
-        return skip is None or not os.path.realpath(p).startswith(skip + os.sep)
-
     for item in inputs:
+        if exclude is not None:
+            _check_input(item, exclude)
         p = Path(item)
         if _is_dir(p):
-            if outside(p):
-                yield from _walk(str(p), skip)
+            yield from _walk(str(p), skip)
         elif not os.path.exists(p) and glob.has_magic(str(item)):
             matches = _glob(str(item))
             first = next(matches, None)
             if first is None:
                 yield p
                 continue
-            yield from (m for m in map(Path, itertools.chain([first], matches)) if m.is_file() and outside(m))
-        elif outside(p):
+            yield from (m for m in map(Path, itertools.chain([first], matches))
+                        if m.is_file() and not (skip and _inside(m, skip)))
+        else:
             yield p
 
 
@@ -187,7 +210,8 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     reads the list from standard input), ``batch`` images at a time (their faces classified
     together), appending ``predictions.jsonl`` and the other ``formats`` ("csv", "parquet") and
     annotated JPEGs to ``out``, in input order. Inputs already in ``out/predictions.jsonl`` are
-    skipped (``overwrite`` starts afresh). ``engine="ray"``: ``workers`` Ray Data workers with
+    skipped (``overwrite`` starts afresh); an input that is ``out`` or lies in it is a :class:`ConfigError`
+    (``out`` inside an input folder is left out of it). ``engine="ray"``: ``workers`` Ray Data workers with
     ``threads`` ONNX Runtime threads each (default 1; local default: every core). ``tta``: the
     :class:`Recognizer`'s test-time augmentation ("none", "flip", "tencrop"). Returns counts, the
     failed files of this run and how many skipped inputs an earlier run recorded as failed."""
@@ -216,6 +240,9 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     out = Path(out)
     if os.path.exists(out) and not out.is_dir():
         raise ConfigError(f"{out} is a file; the output (--out) must be a folder")
+    if isinstance(inputs, Collection):  # all given at once: refused before anything is written
+        for item in inputs:
+            _check_input(item, out)
     out.mkdir(parents=True, exist_ok=True)
     summary = PredictSummary(out)
     outputs = Outputs(out, wanted, classes, overwrite, settings)
