@@ -170,6 +170,28 @@ def test_frequency_encoded_checkpoint_names_its_classes(tmp_path, skewed):
     assert ckpt.classes == list(by_frequency(skewed).classes) and ckpt.classes != list(skewed.classes)
 
 
+def test_a_frequency_encoded_checkpoint_is_scored_on_labels_in_its_class_order(tmp_path, skewed):
+    """Export's validation accuracy, ECE and fitted temperature compare its predictions with labels renumbered in
+    the checkpoint's class order (Checkpoint.dataset), as training scored it: the accuracy is its recorded val_acc."""
+    from ferkit.export import export
+
+    data = synthetic_dataset(per_class=(8, 2, 2), seed=3)
+    # Training counts 8, 1, 2 ... 6 give every class a new id (Angry, the commonest, the last); validation counts
+    # 2, 1, 2, 1, 2, 1, 0 differ between each class and the one whose id it takes: even a model that predicts one
+    # class scores otherwise on labels in the data's order
+    picked = {name: np.concatenate([np.flatnonzero(data.split(name).labels == c)[:n] for c, n in enumerate(counts)])
+              for name, counts in (("train", [8, 1, 2, 3, 4, 5, 6]), ("val", [2, 1, 2, 1, 2, 1, 0]))}
+    data = replace(data, splits={**data.splits, **{k: data.split(k).subset(np.sort(v)) for k, v in picked.items()}})
+    r = train(dataset=data, data="synthetic", model="seed001_cnn", label_encoding="frequency", epochs=3,
+              batch_size=8, project=str(tmp_path), progress=False, threads=1)
+    ckpt = load_checkpoint(r.run_dir / "best.pt")
+    assert ckpt.classes == ["Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral", "Angry"]
+    assert ckpt.dataset(data).classes == tuple(ckpt.classes)
+    res = export(r.run_dir, data=data, out=tmp_path / "m.onnx", temperature="auto")
+    assert res.val_acc_torch == pytest.approx(ckpt.val_acc, abs=1e-9)
+    assert res.val_acc_export == pytest.approx(ckpt.val_acc, abs=1e-9)
+
+
 def test_logit_adjustment_and_prior_bias(tmp_path, skewed):
     labels = skewed.split("train").labels
     prior = class_prior(labels, 7)

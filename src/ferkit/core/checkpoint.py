@@ -139,18 +139,21 @@ class Checkpoint:
                 ferplus: str | Path | None = None, skip_bad_rows: bool = False, progress: bool = False) -> FERDataset | None:
         """The data set to evaluate it on, read and split as its run did (its ``val_fraction``, ``seed``, ``split_by``,
         ``classes``, ``faces`` ...): ``data`` (default: its run's data, None when that is gone), with ``labels``
-        (default: its own)."""
+        (default: its own). Data of its classes in another order (a frequency-encoded run's) is renumbered in its
+        order, so that labels compare with its predictions."""
         from .detect import FaceCropper  # OpenCV and the detector, only for data that needs them
 
-        if isinstance(data, FERDataset):
-            return data
         if data is None:
             data = self.config.get("data")
             if not data or not Path(data).exists():
                 return None
-        return load_dataset(data, labels=labels or self.labels, ferplus=ferplus, skip_bad_rows=skip_bad_rows,
-                            progress=progress, size=self.input_size, cropper=FaceCropper(self.input_size),
-                            **split_settings(self.config))
+        if not isinstance(data, FERDataset):
+            data = load_dataset(data, labels=labels or self.labels, ferplus=ferplus, skip_bad_rows=skip_bad_rows,
+                                progress=progress, size=self.input_size, cropper=FaceCropper(self.input_size),
+                                **split_settings(self.config))
+        if list(data.classes) != self.classes and sorted(data.classes) == sorted(self.classes):
+            return data.in_class_order(self.classes)
+        return data
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]

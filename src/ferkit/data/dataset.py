@@ -95,6 +95,16 @@ class FERDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def in_class_order(self, classes: Sequence[str]) -> "FERDataset":
+        """This data set with its classes in the order of ``classes`` (the same names, reordered): ``classes[i]`` is
+        id ``i`` in every split, soft labels permuted alike."""
+        order = np.array([self.classes.index(c) for c in classes], dtype=np.int64)
+        new_id = np.empty(len(order), dtype=np.int64)
+        new_id[order] = np.arange(len(order))
+        splits = {name: replace(s, labels=new_id[s.labels], soft=None if s.soft is None else s.soft[:, order])
+                  for name, s in self.splits.items()}
+        return replace(self, classes=tuple(classes), splits=splits)
+
     def subsample(self, per_split: int, seed: int = 0) -> "FERDataset":
         """A smaller copy with at most ``per_split`` images in each split (seeded, stratified-ish)."""
         rng = np.random.default_rng(seed)

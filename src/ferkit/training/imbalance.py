@@ -10,8 +10,6 @@ benchmarks/seeds.md for the measurement).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import numpy as np
 import torch
 from torch import nn
@@ -26,18 +24,10 @@ def frequency_order(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return np.argsort(counts, kind="stable")
 
 
-def relabelled(data: FERDataset, order: np.ndarray) -> FERDataset:
-    """``data`` with class ``order[i]`` renamed to id ``i`` in every split (soft labels permuted alike)."""
-    new_id = np.empty(len(order), dtype=np.int64)
-    new_id[order] = np.arange(len(order))
-    splits = {name: replace(s, labels=new_id[s.labels], soft=None if s.soft is None else s.soft[:, order])
-              for name, s in data.splits.items()}
-    return replace(data, classes=tuple(data.classes[i] for i in order), splits=splits)
-
-
 def by_frequency(data: FERDataset) -> FERDataset:
     """Seed 004's frequency encoding: ``data`` with class ids by Training frequency, the commonest last."""
-    return relabelled(data, frequency_order(data.split("train").labels, data.num_classes))
+    order = frequency_order(data.split("train").labels, data.num_classes)
+    return data.in_class_order([data.classes[i] for i in order])
 
 
 def class_prior(labels: np.ndarray, num_classes: int) -> torch.Tensor:
