@@ -6,6 +6,7 @@ import cv2
 import pytest
 
 from ferkit.apps.video import video_file
+from ferkit.errors import ConfigError
 from ferkit.inference import Recognizer
 from ferkit.inference.recognizer import VideoError
 
@@ -98,3 +99,14 @@ def test_bad_videos_give_a_clear_error(recognizer, clip, tmp_path, case):
 def test_missing_camera_is_a_clear_error(recognizer):
     with pytest.raises(VideoError, match="camera 97"):
         next(recognizer.process_video(97))
+
+
+@pytest.mark.parametrize("option, flag", [({"stride": 0}, "--stride"), ({"smoothing": 0.0}, "--smooth"),
+                                          ({"smoothing": 1.5}, "--smooth"), ({"smoothing": float("nan")}, "--smooth"),
+                                          ({"max_frames": 0}, "--max-frames")])
+def test_bad_stream_options_are_refused_before_anything_is_opened(clip, tmp_path, option, flag):
+    """Each names its flag, before the model is loaded or a file written (--max-frames 0 was taken, and the video
+    then reported damaged)."""
+    with pytest.raises(ConfigError, match=f"^{flag} must be"):
+        video_file(clip, out=tmp_path / "o", model=tmp_path / "no-such-model.onnx", progress=False, **option)
+    assert not (tmp_path / "o").exists()

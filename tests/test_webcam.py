@@ -70,3 +70,14 @@ print(len(shown), res.complete, res.frames_read)
     shot = np.asarray(Image.open(tmp_path / "window.png").convert("RGB")).astype(int)
     label_pixels = sum(int((np.abs(shot - np.array(c)).max(-1) < 8).sum()) for c in COLOURS.values())
     assert shot[:480, :640].std() > 20 and label_pixels > 200  # the frame, with a coloured box, label and bars
+
+
+def test_bad_stream_options_are_refused_before_the_model_or_window(clip, tmp_path):
+    """``webcam(smoothing=2)`` names --smooth before loading the model, opening a window or writing a file."""
+    from ferkit.apps.webcam import webcam
+    from ferkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="^--smooth must be in"):
+        webcam(source=clip, out=tmp_path / "o", model=tmp_path / "no-such-model.onnx", smoothing=2.0)
+    assert not (tmp_path / "o").exists()
+

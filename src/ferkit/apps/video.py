@@ -82,6 +82,17 @@ def plot_timeline(times: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]
     return save_figure(fig, path)
 
 
+def check_stream_options(stride: int, smoothing: float, max_frames: int | None) -> None:
+    """A :class:`ConfigError` naming the option, before anything is opened or written: ``stride`` (--stride) must
+    be >= 1, ``smoothing`` (--smooth) in (0, 1], ``max_frames`` (--max-frames) None or >= 1."""
+    if stride < 1:
+        raise ConfigError(f"--stride must be >= 1 (every N-th frame is recognised), not {stride}")
+    if not 0 < smoothing <= 1:
+        raise ConfigError(f"--smooth must be in (0, 1] (the newest frame's weight; 1: no smoothing), not {smoothing}")
+    if max_frames is not None and max_frames < 1:
+        raise ConfigError(f"--max-frames must be >= 1, not {max_frames}")
+
+
 def video_file(source: str | Path, out: str | Path = "runs/video", model: str | Path | None = None,
                detector: str = "blazeface", align: bool = True, stride: int = 1, smoothing: float = 0.4, save_video: bool = True,
                max_frames: int | None = None, recognizer: Recognizer | None = None, progress: bool = True,
@@ -91,6 +102,7 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
     ``<name>_timeline.png`` and ``<name>_summary.json`` to ``out`` (``name``: the file's stem).
     ``on_frame`` sees every frame read; when it returns False the run stops there (not complete).
     ``tta``: the :class:`Recognizer`'s test-time augmentation ("none", "flip", "tencrop")."""
+    check_stream_options(stride, smoothing, max_frames)
     rec = recognizer or Recognizer(model=model, detector=detector, align=align, tta=tta)
     out = Path(out)
     if out.exists() and not out.is_dir():

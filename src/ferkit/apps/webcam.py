@@ -12,7 +12,7 @@ from ..inference.draw import annotate
 from ..inference.capture import VideoFrame
 from ..inference.recognizer import Recognizer
 from ..errors import DeviceError
-from .video import VideoSummary, video_file
+from .video import VideoSummary, check_stream_options, video_file
 
 
 def _print_frame(vf: VideoFrame) -> None:
@@ -62,6 +62,7 @@ def webcam(camera: int = 0, source: str | Path | None = None, headless: bool = F
     """Recognise emotions live from ``camera`` (or ``source``: a stream URL or file) until the
     window is closed, Ctrl-C, the stream ends or ``max_frames``. ``tta``: the :class:`Recognizer`'s
     test-time augmentation ("none", "flip", "tencrop")."""
+    check_stream_options(stride, smoothing, max_frames)
     rec = Recognizer(model=model, detector=detector, align=align, tta=tta)
     src: str | Path | int = source if source is not None else camera
     name = f"camera{camera}" if source is None else None
