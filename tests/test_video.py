@@ -1,6 +1,7 @@
 """Video: annotated mp4, CSV, timeline and summary; strides, interruption, bad videos."""
 
 import json
+import re
 
 import cv2
 import pytest
@@ -8,6 +9,7 @@ import pytest
 from ferkit.apps.video import video_file
 from ferkit.errors import ConfigError
 from ferkit.inference import Recognizer
+from ferkit.inference.capture import open_capture
 from ferkit.inference.recognizer import VideoError
 
 
@@ -101,6 +103,22 @@ def test_missing_camera_is_a_clear_error(recognizer):
         next(recognizer.process_video(97))
 
 
+@pytest.fixture(scope="module")
+def shipped():
+    return Recognizer()
+
+
+def test_output_over_the_source_video_is_refused(shipped, clip, tmp_path):
+    """``ferkit video x.mp4 --out .`` wrote the annotated mp4 over x.mp4; without the mp4 the rest may go beside it."""
+    source = tmp_path / "clip.mp4"
+    source.write_bytes(clip.read_bytes())
+    with pytest.raises(ConfigError, match=f"{re.escape(str(source))} would be written over .*give another --out"):
+        video_file(source, out=tmp_path, recognizer=shipped, progress=False)
+    assert source.read_bytes() == clip.read_bytes() and sorted(tmp_path.iterdir()) == [source]
+    res = video_file(source, out=tmp_path, recognizer=shipped, max_frames=1, save_video=False, progress=False)
+    assert res.complete and (tmp_path / "clip.csv").exists() and source.read_bytes() == clip.read_bytes()
+
+
 @pytest.mark.parametrize("option, flag", [({"stride": 0}, "--stride"), ({"smoothing": 0.0}, "--smooth"),
                                           ({"smoothing": 1.5}, "--smooth"), ({"smoothing": float("nan")}, "--smooth"),
                                           ({"max_frames": 0}, "--max-frames")])
@@ -110,3 +128,22 @@ def test_bad_stream_options_are_refused_before_anything_is_opened(clip, tmp_path
     with pytest.raises(ConfigError, match=f"^{flag} must be"):
         video_file(clip, out=tmp_path / "o", model=tmp_path / "no-such-model.onnx", progress=False, **option)
     assert not (tmp_path / "o").exists()
+
+
+def test_an_mp4_that_cannot_be_written_is_an_error(shipped, clip, tmp_path):
+    """A VideoWriter that did not open (here: a folder in the mp4's place) is an error, not a run without its mp4."""
+    (tmp_path / "clip.mp4").mkdir()
+    with pytest.raises(VideoError, match="clip.mp4: cannot be written"):
+        video_file(clip, out=tmp_path, recognizer=shipped, max_frames=2, progress=False)
+    assert json.loads((tmp_path / "clip_summary.json").read_text())["complete"] is False
+
+
+def test_capture_is_released_when_the_csv_cannot_be_opened(shipped, clip, tmp_path, monkeypatch):
+    from ferkit.apps import video
+
+    opened = []
+    monkeypatch.setattr(video, "open_capture", lambda source: opened.append(open_capture(source)) or opened[-1])
+    (tmp_path / "clip.csv").mkdir()
+    with pytest.raises(IsADirectoryError):
+        video_file(clip, out=tmp_path, recognizer=shipped, progress=False)
+    assert len(opened) == 1 and not opened[0].isOpened()

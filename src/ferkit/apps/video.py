@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..inference.draw import annotate
-from ..inference.capture import VideoFrame, open_capture, opencv_path
+from ..inference.capture import VideoError, VideoFrame, open_capture, opencv_path
 from ..inference.recognizer import Recognizer
 from ..errors import ConfigError
 
@@ -93,6 +93,14 @@ def check_stream_options(stride: int, smoothing: float, max_frames: int | None) 
         raise ConfigError(f"--max-frames must be >= 1, not {max_frames}")
 
 
+def _same_file(source: str | Path | int, path: Path) -> bool:
+    """Whether ``path`` exists and is the file ``source`` (not a camera or stream)."""
+    try:
+        return isinstance(source, (str, Path)) and os.path.samefile(source, path)
+    except OSError:  # either does not exist (a stream URL, a file not yet written)
+        return False
+
+
 def video_file(source: str | Path, out: str | Path = "runs/video", model: str | Path | None = None,
                detector: str = "blazeface", align: bool = True, stride: int = 1, smoothing: float = 0.4, save_video: bool = True,
                max_frames: int | None = None, recognizer: Recognizer | None = None, progress: bool = True,
@@ -100,20 +108,31 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
                tta: str = "none") -> VideoSummary:
     """Run the recogniser over a video, stream or camera; write ``<name>.mp4``, ``<name>.csv``,
     ``<name>_timeline.png`` and ``<name>_summary.json`` to ``out`` (``name``: the file's stem).
-    ``on_frame`` sees every frame read; when it returns False the run stops there (not complete).
-    ``tta``: the :class:`Recognizer`'s test-time augmentation ("none", "flip", "tencrop")."""
+    ``on_frame`` sees every frame read; when it returns False the run stops there (not complete). An output
+    that would be written over ``source`` is a :class:`ConfigError`, an mp4 that cannot be written a
+    :class:`VideoError`. ``tta``: the :class:`Recognizer`'s test-time augmentation ("none", "flip", "tencrop")."""
     check_stream_options(stride, smoothing, max_frames)
-    rec = recognizer or Recognizer(model=model, detector=detector, align=align, tta=tta)
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file; the output (--out) must be a folder")
-    out.mkdir(parents=True, exist_ok=True)
     stem = name or Path(str(source)).stem or "video"
+    targets = [f"{stem}.csv", f"{stem}_summary.json", f"{stem}_timeline.png"] + ([f"{stem}.mp4"] if save_video else [])
+    for target in targets:
+        if _same_file(source, out / target):
+            raise ConfigError(f"{out / target} would be written over {source}, the video it is made from; "
+                              "give another --out")
+    rec = recognizer or Recognizer(model=model, detector=detector, align=align, tta=tta)
+    out.mkdir(parents=True, exist_ok=True)
     cap = open_capture(source)
     fps = cap.get(cv2.CAP_PROP_FPS) or 30.0
     declared = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
     declared = declared if declared > 0 else None  # cameras and streams do not know
     total = min(declared or max_frames, max_frames) if max_frames else declared
+    try:
+        f = open(out / f"{stem}.csv", "w", newline="")
+    except BaseException:
+        cap.release()
+        raise
     writer = None
     times, tops = array("f"), array("f")  # 32 bytes per recognised frame, for the timeline plot
     frames = faces_n = 0
@@ -122,7 +141,6 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
     start = time.perf_counter()
     header = ["frame", "time_s", "track", "x", "y", "w", "h", "emotion", "score", *rec.classes, "raw_emotion"]
     bar = tqdm(total=total, desc=f"video {stem}", unit=" frame", disable=not progress)
-    f = open(out / f"{stem}.csv", "w", newline="")
     restore_sigterm = sigterm_as_interrupt()
     try:
         rows = csv.writer(f)
@@ -147,6 +165,9 @@ def video_file(source: str | Path, out: str | Path = "runs/video", model: str | 
                     h, w = vf.image.shape[:2]
                     with opencv_path(out / f"{stem}.mp4") as path:  # OpenCV crashes on a name that is not UTF-8
                         writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+                    if not writer.isOpened():
+                        raise VideoError(f"{out / f'{stem}.mp4'}: cannot be written (OpenCV's mp4v writer did not "
+                                         "open it); --no-save-video writes the rest")
                 writer.write(cv2.cvtColor(annotate(vf.image, vf.faces), cv2.COLOR_RGB2BGR))
             bar.update(vf.index - last_index)
             last_index = vf.index

@@ -31,7 +31,8 @@ class VideoFrame:
 
 
 class VideoError(FerkitError, ValueError):
-    """A video or camera that cannot be opened or read; the message says which and why."""
+    """A video or camera that cannot be opened or read, or an annotated video that cannot be written; the message
+    says which and why."""
 
 
 @contextlib.contextmanager
