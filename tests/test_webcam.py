@@ -81,3 +81,9 @@ def test_bad_stream_options_are_refused_before_the_model_or_window(clip, tmp_pat
         webcam(source=clip, out=tmp_path / "o", model=tmp_path / "no-such-model.onnx", smoothing=2.0)
     assert not (tmp_path / "o").exists()
 
+
+def test_webcam_help_names_the_csv_of_a_source():
+    r = subprocess.run([sys.executable, "-m", "ferkit", "webcam", "--help"], capture_output=True, text=True)
+    text = " ".join(r.stdout.split())
+    assert "with --source, <out>/<name>.csv after the source's file name" in text
+    assert "(default 0; not used with --source)" in text

@@ -230,8 +230,9 @@ def _webcam_parser(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "webcam",
                  description="Shows the camera with boxes, labels and probability bars (q or Esc quits), or with "
                              "--headless prints a line per recognised frame (for machines without a screen). "
-                             "Both write <out>/camera<N>.csv, a timeline plot and a summary, as `ferkit video`.")
-    p.add_argument("--camera", type=int, default=0, help="camera index (default 0)")
+                             "Both write <out>/camera<N>.csv (with --source, <out>/<name>.csv after the source's file "
+                             "name), a timeline plot and a summary, as `ferkit video`.")
+    p.add_argument("--camera", type=int, default=0, help="camera index (default 0; not used with --source)")
     p.add_argument("--source", help="a stream URL or a video file instead of a camera")
     p.add_argument("--headless", action="store_true", help="no window: print results and write the CSV")
     _add_recognizer_args(p, "runs/webcam")
