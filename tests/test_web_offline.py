@@ -18,6 +18,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 expect = sync_api.expect
 
 WEB = Path(__file__).resolve().parents[1] / "src" / "ferkit" / "apps" / "web"
+CACHED = """async () => {
+    const c = await caches.open((await caches.keys())[0]);
+    return (await c.keys()).map((r) => new URL(r.url).pathname);
+}"""  # the paths in the service worker's cache
 
 
 def test_sw_cache_is_named_after_the_runtime():
@@ -51,12 +55,17 @@ def test_installable_and_offline(tmp_path):
             page.goto(url + "#game")
             page.wait_for_function("document.body.dataset.engine === 'device'")
             page.wait_for_function("navigator.serviceWorker.controller !== null")
-            cached = page.evaluate("""async () => {
-                const c = await caches.open((await caches.keys())[0]);
-                return (await c.keys()).map((r) => new URL(r.url).pathname);
-            }""")
+            cached = page.evaluate(CACHED)
             assert {"/", "/app.js", "/ondevice.js", "/ort/ort-wasm-simd-threaded.wasm", "/ondevice.json"} <= set(cached)
             assert sum(path.startswith("/models/") for path in cached) == 2, cached
+            # A model an earlier server sent (another --weights): the next ondevice.json drops it from the cache.
+            page.evaluate("""async () => (await caches.open((await caches.keys())[0]))
+                .put("models/old.0123abcd.onnx", new Response("an old model"))""")
+            assert "/models/old.0123abcd.onnx" in page.evaluate(CACHED)
+            page.reload()
+            page.wait_for_function("document.body.dataset.engine === 'device'")
+            models = sorted(path for path in cached if path.startswith("/models/"))
+            assert sorted(path for path in page.evaluate(CACHED) if path.startswith("/models/")) == models
             cdp = context.new_cdp_session(page)
             manifest = cdp.send("Page.getAppManifest")
             assert not manifest["errors"], manifest["errors"]

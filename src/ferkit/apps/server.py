@@ -396,7 +396,8 @@ def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR
 
     # The page's files, the vendored runtime and the models for the on-device mode (the classifier's members and
     # BlazeFace, whatever detector the server uses): routes, not a mount at "/", so that a wrong method on an API
-    # path stays a 405. Model URLs carry the file's hash, so that the service worker may keep them for good.
+    # path stays a 405. Model URLs carry the file's hash, so that the service worker may keep them until
+    # ondevice.json no longer names them.
     web_files = {p.relative_to(_web_dir()).as_posix(): p for p in _web_dir().rglob("*") if p.is_file()}
     detector_file = Path(str(resources.files("ferkit") / "weights" / "face_detection_back.onnx"))
     model_files = {f"{p.stem}.{file_sha256(p)}.onnx": p

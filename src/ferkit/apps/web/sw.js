@@ -26,12 +26,29 @@ self.addEventListener("activate", (event) => {
   })());
 });
 
-/** The network's answer (kept for later), else the cached one. */
+/** Deletes the cached models that ``info`` (ondevice.json) does not name: their URLs name their hash, so every
+ * model the server ever sent (another --weights, a new export) would stay cached for good. Done on each new
+ * ondevice.json, not on install: a server with other models serves the same sw.js, so no install follows. */
+async function pruneModels(cache, info) {
+  const scope = self.registration.scope;
+  const keep = new Set([...info.classifier.urls, info.detector.url].map((url) => new URL(url, scope).href));
+  const models = new URL("models/", scope).href;
+  for (const request of await cache.keys()) {
+    if (request.url.startsWith(models) && !keep.has(request.url)) await cache.delete(request);
+  }
+}
+
+/** The network's answer (kept for later), else the cached one. A new ondevice.json prunes the models. */
 async function networkFirst(request) {
   const cache = await caches.open(CACHE);
   try {
     const response = await fetch(request);
-    if (response.ok) await cache.put(request, response.clone());
+    if (response.ok) {
+      await cache.put(request, response.clone());
+      if (request.url === new URL("ondevice.json", self.registration.scope).href) {
+        await pruneModels(cache, await response.clone().json());
+      }
+    }
     return response;
   } catch (err) {
     const cached = await cache.match(request, { ignoreSearch: true });
