@@ -73,8 +73,8 @@ def test_a_checkpoint_written_before_the_type_loads_and_resumes(run, toy, tmp_pa
     probs = predict_proba(best.build_model(), toy.split("val").images, best.mean, best.std)
     assert float((probs.argmax(1) == toy.split("val").labels).mean()) == pytest.approx(best.val_acc)
     last = load_checkpoint(run / "last.pt")
-    trainer = Trainer.resume(old, dataset=toy, progress=False)
-    assert (trainer.epoch, trainer.stage, trainer.history) == (2, "done", last.resume["history"])
+    trainer = Trainer.resume(old, dataset=toy, progress=False, finetune_hard=1)  # the finished run, extended
+    assert (trainer.epoch, trainer.stage, trainer.history) == (2, "main", last.resume["history"])
     momentum = [v["momentum_buffer"] for v in trainer.optimizer.state_dict()["state"].values()]
     saved = [v["momentum_buffer"] for v in last.resume["optimizer"]["state"].values()]
     assert len(momentum) == len(saved) > 0 and all(torch.equal(a, b) for a, b in zip(momentum, saved))

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from ferkit.data.synthetic import synthetic_dataset
+from ferkit.errors import ConfigError
 from ferkit.evaluation.predict import predict_proba
 from ferkit.training import Trainer, TrainConfig, load_checkpoint, model_from_checkpoint, train
 from ferkit.training.trainer import class_weight_vector, ema_with_warmup
@@ -53,6 +54,38 @@ def test_early_stopping(tmp_path, toy):
     r = train(dataset=toy, project=str(tmp_path), progress=False, **{**FAST, "epochs": 6}, lr=0.0, patience=2,
               optimizer="sgd", schedule="none")
     assert r.stopped_early and r.epochs_run == 3 and r.best_epoch == 1
+
+
+def test_a_finished_run_resumes_in_the_stage_its_new_settings_extend(tmp_path, toy):
+    """A finished run resumed with more --epochs trains them, as a run of that many epochs does; with a longer
+    --patience after an early stop, until that is spent; with (more) --finetune-hard, fine-tunes. Settings that
+    extend nothing are refused, config.json untouched."""
+    cfg = dict(FAST, epochs=1, schedule="none")
+    straight = train(dataset=toy, project=str(tmp_path), name="straight", progress=False, **{**cfg, "epochs": 2})
+    run = train(dataset=toy, project=str(tmp_path), name="run", progress=False, **cfg).run_dir
+    Trainer.resume(run, dataset=toy, progress=False, epochs=2).fit()
+    a, b = load_checkpoint(straight.run_dir / "last.pt"), load_checkpoint(run / "last.pt")
+    assert (b.epoch, b.stage) == (2, "done") and all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+    Trainer.resume(run, dataset=toy, progress=False, finetune_hard=1).fit()
+    Trainer.resume(run, dataset=toy, progress=False, finetune_hard=2).fit()
+    assert [r["stage"] for r in metrics_rows(run)] == ["main", "main", "hard", "hard"]
+    config = (run / "config.json").read_text()
+    for settings in ({}, {"finetune_hard": 2}, {"epochs": 5}):  # no more main epochs after fine-tuning
+        with pytest.raises(ConfigError, match=r"the run is finished \(2 main epochs, 2 of hard fine-tuning\); resume "
+                                              r"it with more --finetune-hard epochs than its 2, or start a new run "
+                                              r"from its weights with --init .*run/best\.pt$"):
+            Trainer.resume(run, dataset=toy, progress=False, **settings)
+    assert (run / "config.json").read_text() == config
+
+    stopped = train(dataset=toy, project=str(tmp_path), name="stopped", progress=False, lr=0.0, patience=1,
+                    **{**cfg, "epochs": 6})
+    assert stopped.stopped_early and stopped.epochs_run == 2
+    with pytest.raises(ConfigError, match="a longer --patience after an early stop"):
+        Trainer.resume(stopped.run_dir, dataset=toy, progress=False, epochs=8)
+    Trainer.resume(stopped.run_dir, dataset=toy, progress=False, patience=2).fit()  # one more epoch without gain
+    assert [r["stage"] for r in metrics_rows(stopped.run_dir)] == ["main"] * 3
+    Trainer.resume(stopped.run_dir, dataset=toy, progress=False, finetune_hard=1).fit()  # main stays stopped
+    assert [r["stage"] for r in metrics_rows(stopped.run_dir)] == ["main"] * 3 + ["hard"]
 
 
 def test_checkpoints_are_safe_state_dicts(tmp_path, toy):
@@ -234,7 +267,7 @@ def test_weight_average_forgets_its_start_within_hundreds_of_steps():
 def test_resume_refuses_to_invent_a_missing_weight_average(tmp_path, toy):
     r = train(dataset=toy, project=str(tmp_path), progress=False, **{**FAST, "epochs": 1})
     with pytest.raises(ValueError, match="no weight average"):
-        Trainer.resume(r.run_dir, dataset=toy, progress=False, ema=0.9)
+        Trainer.resume(r.run_dir, dataset=toy, progress=False, ema=0.9, finetune_hard=1)
 
 
 def test_distillation_targets_mix_the_labels_with_the_teachers(tmp_path, toy):
@@ -298,7 +331,7 @@ def test_a_distilled_run_resumes_with_its_own_teachers_probabilities(tmp_path, t
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     np.save(tmp_path / "killed" / TEACHER_PROBS, saved[:5])  # a cache that does not fit the data: a clear error
     with pytest.raises(ValueError, match="delete the file"):
-        Trainer.resume(tmp_path / "killed", dataset=toy, progress=False)
+        Trainer.resume(tmp_path / "killed", dataset=toy, progress=False, finetune_hard=1)
 
 
 def test_saved_teacher_probabilities_are_reused_when_they_are_this_runs_images(tmp_path, toy):
@@ -314,7 +347,7 @@ def test_saved_teacher_probabilities_are_reused_when_they_are_this_runs_images(t
     (teacher.run_dir / "best.pt").unlink()  # reused, the teacher itself is not needed
     again = Trainer(TrainConfig(**FAST, project=str(tmp_path), name="again", teacher=[str(saved)]), dataset=toy,
                     progress=False)
-    first_targets = Trainer.resume(first.run_dir, dataset=toy, progress=False).train_split.soft
+    first_targets = Trainer.resume(first.run_dir, dataset=toy, progress=False, finetune_hard=1).train_split.soft
     assert np.array_equal(again.train_split.soft, first_targets)
     assert np.array_equal(np.load(again.run_dir / TEACHER_PROBS), np.load(saved))
 
@@ -389,10 +422,12 @@ def test_an_online_run_resumes_only_with_the_same_teachers(tmp_path, toy):
                 **{**FAST, "epochs": 1, "schedule": "none", "teacher": [str(path)], "teacher_online": True}).run_dir
     assert [f["teacher"] for f in json.loads((run / TEACHER_FILES).read_text())] == [str(path)]
     Trainer.resume(run, dataset=toy, progress=False, epochs=2).fit()  # the same teacher: resumed
+    assert [int(r["epoch"]) for r in metrics_rows(run)] == [1, 2]
     path.write_bytes((other.run_dir / "best.pt").read_bytes())
     with pytest.raises(ValueError, match="not those the run started with"):
         Trainer.resume(run, dataset=toy, progress=False, epochs=3)
     Trainer.resume(run, dataset=toy, progress=False, epochs=3, teacher=[str(moved)]).fit()  # the same teacher, moved
+    assert [int(r["epoch"]) for r in metrics_rows(run)] == [1, 2, 3] and load_checkpoint(run / "last.pt").epoch == 3
     assert [f["file"] for f in json.loads((run / TEACHER_FILES).read_text())] == [str(moved.resolve())]
     assert json.loads((run / "config.json").read_text())["teacher"] == [str(moved)]
     with pytest.raises(ValueError, match="not those the run started with"):

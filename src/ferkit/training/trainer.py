@@ -347,11 +347,13 @@ class Trainer:
 
     @classmethod
     def resume(cls, run: str | Path, progress: bool = True, dataset: FERDataset | None = None, **overrides: Any) -> "Trainer":
-        """Continue a run from its ``last.pt`` exactly where it left off: after its last epoch, or mid-epoch."""
+        """Continue a run from its ``last.pt`` exactly where it left off: after its last epoch, or mid-epoch; a
+        finished run in the stage that ``overrides`` extend (:func:`_continued_stage`)."""
         run = Path(run)
         run_dir = run.parent if run.suffix == ".pt" else run
         ckpt = load_checkpoint(run_dir / "last.pt")
         cfg = TrainConfig.from_dict(ckpt.config).resumed(overrides)
+        stage = _continued_stage(ckpt, cfg, run_dir)
         trainer = cls(cfg, run_dir=run_dir, dataset=dataset, progress=progress, resumed_from=ckpt)
         trainer.model.load_state_dict(ckpt.state_dict)
         state = ckpt.resume
@@ -360,12 +362,12 @@ class Trainer:
                 raise ConfigError(f"{run_dir}: the run has no weight average to resume; leave ema off")
             trainer.ema.load_state_dict(state["ema_state_dict"])
         trainer.optimizer.load_state_dict(state["optimizer"])
-        if ckpt.stage == "hard":
+        if stage == "hard":
             trainer.schedule = trainer._constant_schedule()
         trainer.schedule.load_state_dict(state["scheduler"])
         trainer.generator.set_state(state["generator"])
         torch.set_rng_state(state["torch_rng"])
-        trainer.epoch, trainer.stage = ckpt.epoch, ckpt.stage
+        trainer.epoch, trainer.stage = ckpt.epoch, stage
         trainer.best_acc, trainer.best_epoch, trainer.bad_epochs = state["best_acc"], state["best_epoch"], state["bad_epochs"]
         trainer.history = state["history"]
         trainer._partial = state.get("partial")
@@ -510,10 +512,10 @@ class Trainer:
             tqdm.write(f"training {cfg.model} ({count_parameters(self.model) / 1e6:.2f}M parameters) on {self.device}: "
                        f"{len(self.train_split)} train / {len(self.val_split)} val images -> {self.run_dir}")
         stopped = False
-        while self.stage == "main" and self.epoch < cfg.epochs:
+        while self.stage == "main" and self.epoch < cfg.epochs and not _patience_spent(cfg, self.bad_epochs):
             val_acc, val_loss = self._run_stage_epoch(self.train_split, None, cfg.epochs)
             self.schedule.step_epoch(val_acc, val_loss)
-            if cfg.patience and self.bad_epochs >= cfg.patience:
+            if _patience_spent(cfg, self.bad_epochs):
                 stopped = True
                 if self.progress:
                     tqdm.write(f"early stop: no better validation accuracy for {cfg.patience} epochs")
@@ -538,7 +540,7 @@ class Trainer:
     # ----- hard-example fine-tuning (Best Actor project), on Training data only -------------------
     @property
     def _main_epochs(self) -> int:
-        return int(next((r["epoch"] for r in reversed(self.history) if r["stage"] == "main"), self.epoch))
+        return _main_stage_epochs(self.history, self.epoch)
 
     def _start_hard_finetune(self) -> None:
         distributed.barrier(self.dist)  # rank 0 has written best.pt
@@ -600,6 +602,34 @@ class OnlineTeachers:
                 faces = pixels[:, 0].float().cpu().numpy()
                 probs.append(torch.from_numpy(onnx_proba(model, faces, tta=self.tta)).to(pixels.device))
         return torch.stack(probs).mean(0)
+
+
+def _main_stage_epochs(history: list[dict[str, Any]], epoch: int) -> int:
+    """The epochs of a run's main stage, from its history (all ``epoch`` of them before hard fine-tuning)."""
+    return int(next((r["epoch"] for r in reversed(history) if r["stage"] == "main"), epoch))
+
+
+def _patience_spent(cfg: TrainConfig, bad_epochs: int) -> bool:
+    """Whether early stopping ends the main stage after ``bad_epochs`` epochs without a better val accuracy."""
+    return bool(cfg.patience) and bad_epochs >= cfg.patience
+
+
+def _continued_stage(ckpt: Checkpoint, cfg: TrainConfig, run_dir: Path) -> str:
+    """The stage that a run resumed from ``ckpt`` with ``cfg`` goes on in: its own; for a finished run, the one that
+    ``cfg`` extends: main (epochs beyond those run, or patience left after an early stop; then hard fine-tuning if
+    asked for) or, after hard fine-tuning, hard (more of its epochs). A ConfigError when it extends neither."""
+    if ckpt.stage != "done":
+        return ckpt.stage
+    main = _main_stage_epochs(ckpt.resume["history"], ckpt.epoch)
+    hard = ckpt.epoch - main
+    if hard and cfg.finetune_hard > hard:
+        return "hard"
+    if not hard and (cfg.finetune_hard or (main < cfg.epochs and not _patience_spent(cfg, ckpt.resume["bad_epochs"]))):
+        return "main"
+    how = (f"more --finetune-hard epochs than its {hard}" if hard else "more --epochs (not under --schedule cosine or "
+           "onecycle), a longer --patience after an early stop, or --finetune-hard")
+    raise ConfigError(f"{run_dir}: the run is finished ({main} main epochs, {hard} of hard fine-tuning); resume it with "
+                      f"{how}, or start a new run from its weights with --init {run_dir / 'best.pt'}")
 
 
 def _reused_teacher_probs(path: Path, split: Split, num_classes: int) -> np.ndarray:
