@@ -183,6 +183,25 @@ def test_resume_mid_epoch_is_exact(tmp_path, toy, monkeypatch, crash_at, finetun
     assert drop(metrics_rows(straight.run_dir)) == drop(metrics_rows(resumed.run_dir))
 
 
+def test_the_training_gpus_random_state_is_saved_and_restored(monkeypatch, tmp_path):
+    """On CUDA, last.pt keeps the training GPU's random state (dropout's) beside the CPU's and a resumed run sets it
+    on its GPU; a file from before it was kept resumes with the CPU's alone. (torch.cuda stubbed: no GPU here.)"""
+    from ferkit.core.checkpoint import Checkpoint
+    from ferkit.training.trainer import restore_rng_states, rng_states
+
+    gpu, state, restored = torch.device("cuda:1"), torch.arange(16, dtype=torch.uint8), []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: state if device == gpu else None)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda s, device: restored.append((s, device)))
+    assert set(rng_states(torch.device("cpu"))) == {"torch_rng"}
+    Checkpoint("resnet_s", ["a"], {}, resume=rng_states(gpu)).save(tmp_path / "last.pt")
+    saved = load_checkpoint(tmp_path / "last.pt").resume
+    assert set(saved) == {"torch_rng", "cuda_rng"} and torch.equal(saved["cuda_rng"], state)
+    restore_rng_states(saved, gpu)
+    assert len(restored) == 1 and torch.equal(restored[0][0], state) and restored[0][1] == gpu
+    restore_rng_states({"torch_rng": saved["torch_rng"]}, gpu)
+    assert len(restored) == 1
+
+
 def test_save_minutes_writes_last_pt_inside_a_long_epoch_only_when_due(tmp_path, toy, monkeypatch):
     writes = []
     monkeypatch.setattr(Trainer, "save_last", lambda self, partial=None: writes.append(partial))

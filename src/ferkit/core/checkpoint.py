@@ -22,8 +22,9 @@ from ..models.registry import create_model
 FORMAT = "ferkit-checkpoint-1"
 REQUIRED = ("model", "classes", "state_dict")
 # What only ``last.pt`` holds, to continue training: stored as top-level keys, kept in ``Checkpoint.resume``.
-RESUME_KEYS = ("ema_state_dict", "optimizer", "scheduler", "generator", "torch_rng", "best_acc", "best_epoch",
-               "bad_epochs", "history", "partial")  # partial: an epoch cut short (mid-epoch last.pt)
+# partial: an epoch cut short (mid-epoch last.pt); cuda_rng: the training GPU's random state (runs on CUDA).
+RESUME_KEYS = ("ema_state_dict", "optimizer", "scheduler", "generator", "torch_rng", "cuda_rng", "best_acc",
+               "best_epoch", "bad_epochs", "history", "partial")
 
 
 class CheckpointError(FerkitError, ValueError):

@@ -336,7 +336,7 @@ class Trainer:
             return
         ema = {"ema_state_dict": self._state_dict_cpu(self.ema)} if self.ema is not None else {}
         resume = {**ema, "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
-                  "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(), "best_acc": self.best_acc,
+                  "generator": self.generator.get_state(), **rng_states(self.device), "best_acc": self.best_acc,
                   "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs, "history": self.history,
                   **({"partial": partial} if partial is not None else {})}
         self._checkpoint(self.model, resume=resume).save(self.run_dir / "last.pt")
@@ -366,7 +366,7 @@ class Trainer:
             trainer.schedule = trainer._constant_schedule()
         trainer.schedule.load_state_dict(state["scheduler"])
         trainer.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
+        restore_rng_states(state, trainer.device)
         trainer.epoch, trainer.stage = ckpt.epoch, stage
         trainer.best_acc, trainer.best_epoch, trainer.bad_epochs = state["best_acc"], state["best_epoch"], state["bad_epochs"]
         trainer.history = state["history"]
@@ -602,6 +602,19 @@ class OnlineTeachers:
                 faces = pixels[:, 0].float().cpu().numpy()
                 probs.append(torch.from_numpy(onnx_proba(model, faces, tta=self.tta)).to(pixels.device))
         return torch.stack(probs).mean(0)
+
+
+def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
+    """The global random states a resumed run restores: the CPU's, and on CUDA the training GPU's (dropout's)."""
+    gpu = {"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}
+    return {"torch_rng": torch.get_rng_state(), **gpu}
+
+
+def restore_rng_states(states: dict[str, Any], device: torch.device) -> None:
+    """Set the states :func:`rng_states` saved (from a file without the GPU's, the CPU's alone)."""
+    torch.set_rng_state(states["torch_rng"])
+    if device.type == "cuda" and "cuda_rng" in states:
+        torch.cuda.set_rng_state(states["cuda_rng"], device)
 
 
 def _main_stage_epochs(history: list[dict[str, Any]], epoch: int) -> int:
