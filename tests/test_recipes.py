@@ -127,6 +127,21 @@ def test_plateau_on_val_loss_cuts_the_rate_as_keras():
     assert sched.sched.mode == "max"
 
 
+def test_warm_up_within_the_run_and_a_one_cycle_of_three_steps_or_more():
+    """--warmup-epochs is in [0, epochs] (one-cycle's rise: a longer one was torch's error after the data loaded);
+    a one-cycle schedule of fewer than 3 optimizer steps is a clear error."""
+    for bad in (-0.5, 2.5):
+        with pytest.raises(ConfigError, match=f"warmup_epochs must be in \\[0, epochs\\], not {bad} of 2"):
+            _cfg(schedule="onecycle", epochs=2, warmup_epochs=bad)
+    model = nn.Linear(3, 2)
+    cfg = _cfg(schedule="onecycle", epochs=2, warmup_epochs=2)
+    sched = Schedule(build_optimizer(model, cfg), cfg, steps_per_epoch=2)
+    assert sched.sched.total_steps == 4
+    cfg = _cfg(schedule="onecycle", epochs=2)
+    with pytest.raises(ConfigError, match=r"--schedule onecycle needs 3 or more optimizer steps, not 2 \(2 epoch"):
+        Schedule(build_optimizer(model, cfg), cfg, steps_per_epoch=1)
+
+
 def test_exponential_decay_per_step():
     """Keras' ExponentialDecay(1e-4, decay_steps=100, decay_rate=0.96): lr = 1e-4 * 0.96 ** (step / 100)."""
     model = nn.Linear(3, 2)

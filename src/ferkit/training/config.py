@@ -69,7 +69,8 @@ class TrainConfig:
     no_nesterov: bool = _opt(False, "SGD: classical momentum instead of Nesterov's")
     weight_decay: float = _opt(5e-4, "L2 weight decay")
     schedule: str = _opt("cosine", "learning-rate schedule", choices=SCHEDULES)
-    warmup_epochs: float = _opt(0.0, "linear warm-up before cosine")
+    warmup_epochs: float = _opt(0.0, "linear warm-up before cosine; onecycle: its rising phase (0: 30%% of the run); "
+                                     "the other schedules have none")
     gamma: float = _opt(0.95, "decay per epoch for --schedule exponential")
     plateau_patience: int = _opt(3, "--schedule plateau cuts the rate after N epochs without improvement (Keras' "
                                     "patience)", metavar="N")
@@ -173,6 +174,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be one of {allowed}, not {getattr(self, name)!r}")
         if self.epochs < 1 or self.batch_size < 2:
             raise ConfigError("epochs must be >= 1 and batch_size >= 2")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ConfigError(f"warmup_epochs must be in [0, epochs], not {self.warmup_epochs} of {self.epochs}")
         if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ConfigError("dropout must be in [0, 1)")
         if not 0 < self.distill <= 1:

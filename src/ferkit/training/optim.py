@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import ConfigError
 from .config import TrainConfig
 from .warmstart import split_parameters
 
@@ -46,6 +47,10 @@ class Schedule:
             main = S.CosineAnnealingLR(optimizer, T_max=max(1, total - warmup))
             self.sched = S.SequentialLR(optimizer, [S.LinearLR(optimizer, 0.01, 1.0, warmup), main], [warmup]) if warmup else main
         elif cfg.schedule == "onecycle":
+            if total < 3:  # it rises over at least 2.5 steps, then falls
+                raise ConfigError(f"--schedule onecycle needs 3 or more optimizer steps, not {total} ({cfg.epochs} "
+                                  f"epoch(s) of {steps_per_epoch}): more --epochs, a smaller --batch-size, or another "
+                                  "--schedule")
             self.sched = S.OneCycleLR(optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=total,
                                       pct_start=max(warmup / total if warmup else 0.3, 2.5 / total))
         elif cfg.schedule == "plateau":  # Keras cuts at the N-th epoch without improvement, PyTorch after the N-th
