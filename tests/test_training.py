@@ -320,8 +320,9 @@ def test_an_exported_teacher_gives_its_checkpoints_targets(tmp_path, toy):
 
 def test_a_distilled_run_resumes_with_its_own_teachers_probabilities(tmp_path, toy, monkeypatch):
     """The teachers' probabilities are kept in the run folder: a resumed run trains towards the same targets
-    even when a teacher file was replaced in between, and ends as the uninterrupted run does."""
-    from ferkit.training.trainer import TEACHER_PROBS
+    even when a teacher file was replaced in between, and ends as the uninterrupted run does; they are refused for
+    Training images other than the ids saved beside them."""
+    from ferkit.training.trainer import TEACHER_IDS, TEACHER_PROBS
 
     teacher = train(dataset=toy, project=str(tmp_path), name="teacher", progress=False, **{**FAST, "epochs": 1})
     other = train(dataset=toy, project=str(tmp_path), name="other", progress=False, seed=3, **{**FAST, "epochs": 1})
@@ -349,8 +350,16 @@ def test_a_distilled_run_resumes_with_its_own_teachers_probabilities(tmp_path, t
     a, b = load_checkpoint(straight.run_dir / "last.pt"), load_checkpoint(tmp_path / "killed" / "last.pt")
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     np.save(tmp_path / "killed" / TEACHER_PROBS, saved[:5])  # a cache that does not fit the data: a clear error
-    with pytest.raises(ValueError, match="delete the file"):
+    with pytest.raises(ConfigError, match=r"\(5, 7\) probabilities .* delete both files"):
         Trainer.resume(tmp_path / "killed", dataset=toy, progress=False, finetune_hard=1)
+    np.save(tmp_path / "killed" / TEACHER_PROBS, saved)
+    train_split = toy.split("train")
+    reordered = replace(toy, splits={**toy.splits, "train": train_split.subset(np.arange(len(train_split))[::-1])})
+    with pytest.raises(ConfigError, match=f"is not for this run's {len(train_split)} Training images"):  # other rows
+        Trainer.resume(tmp_path / "killed", dataset=reordered, progress=False, finetune_hard=1)
+    (tmp_path / "killed" / TEACHER_IDS).unlink()  # as a run from before the ids were saved: the shape is checked
+    Trainer.resume(tmp_path / "killed", dataset=toy, progress=False, finetune_hard=1)
+    assert np.array_equal(np.load(tmp_path / "killed" / TEACHER_IDS), train_split.ids)
 
 
 def test_saved_teacher_probabilities_are_reused_when_they_are_this_runs_images(tmp_path, toy):

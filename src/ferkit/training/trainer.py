@@ -237,10 +237,12 @@ class Trainer:
         saved_probs = cfg.teacher[0].endswith(".npy")  # --teacher RUN/teacher_probs.npy (a single teacher: config)
         cached = resumed_dir / TEACHER_PROBS if resumed_dir is not None else None
         if cached is not None and cached.exists():
-            probs = np.load(cached)
-            if probs.shape != (len(split), self.num_classes):
-                raise ConfigError(f"{cached} holds {probs.shape} probabilities, not ({len(split)}, {self.num_classes}): "
-                                  "the run's data changed; delete the file to recompute the teachers' predictions")
+            probs, ids_path = np.load(cached), cached.with_name(TEACHER_IDS)
+            ids = np.load(ids_path) if ids_path.exists() else split.ids  # runs from before the ids were saved
+            if probs.shape != (len(split), self.num_classes) or not np.array_equal(ids, split.ids):
+                raise ConfigError(f"{cached} ({probs.shape} probabilities of the images {TEACHER_IDS} names) is not for "
+                                  f"this run's {len(split)} Training images of {self.num_classes} classes: the run's "
+                                  f"data changed; delete both files to recompute the teachers' predictions")
         elif saved_probs:
             probs = _reused_teacher_probs(Path(cfg.teacher[0]), split, self.num_classes)
         else:
