@@ -250,6 +250,27 @@ def test_a_checkpoint_recovered_from_an_exported_file_computes_what_the_file_doe
         assert loaded.model == "resnet_s" and loaded.config["epochs"] == 2
 
 
+def test_a_checkpoint_is_recovered_at_the_files_input_size_from_data_of_any_kind(checkpoint, toy, tmp_path,
+                                                                                 monkeypatch):
+    """tools/checkpoint_from_onnx.py on a model exported for 64x64 faces: the checkpoint's input size is the file's,
+    its BatchNorms measured on Training faces read (and resized) at it; the training split is found by its role, so
+    data with train/val/test splits (image folders) serves as FER2013's Training does."""
+    from ferkit.core.predict import resize_faces
+    from ferkit.export.onnx import export_onnx
+
+    tool = _tool("checkpoint_from_onnx")
+    path = export_onnx(Checkpoint(**{**Checkpoint.load(checkpoint).__dict__, "input_size": 64}), tmp_path / "m64.onnx")
+    read = []
+    monkeypatch.setattr(tool, "load_dataset", lambda data, **kw: read.append(kw) or toy)  # splits train, val, test
+    monkeypatch.setattr(sys, "argv", ["checkpoint_from_onnx.py", str(path), str(tmp_path / "r.pt"), "--data", "x/"])
+    tool.main()
+    assert read[0]["size"] == read[0]["cropper"].size == 64
+    recovered = Checkpoint.load(tmp_path / "r.pt")
+    faces = resize_faces(toy.split("test").images, 64)
+    got = predict_proba(recovered.build_model(), faces, recovered.mean, recovered.std)
+    assert recovered.input_size == 64 and np.abs(got - EmotionClassifier(path).predict_proba(faces)).max() < 1e-4
+
+
 def test_a_soup_averages_the_weights_and_measures_each_batchnorm_on_the_faces(checkpoint, toy):
     """tools/soup_checkpoints.py: floating tensors averaged, BatchNorm statistics those of the faces, the soup
     scored on the validation split as training scores an epoch."""

@@ -29,7 +29,8 @@ from onnx import numpy_helper
 from torch import nn
 
 from ferkit.core.checkpoint import Checkpoint
-from ferkit.core.predict import to_input
+from ferkit.core.detect import FaceCropper
+from ferkit.core.predict import resize_faces, to_input
 from ferkit.data import load_dataset
 from ferkit.models import create_model
 
@@ -65,6 +66,11 @@ def _layer_tensors(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> dic
     return layers
 
 
+def input_side(model: onnx.ModelProto) -> int:
+    """The side S of the export's input, grey faces (N, 1, S, S): the checkpoint's input size."""
+    return model.graph.input[0].type.tensor_type.shape.dim[2].dim_value
+
+
 def _normalisation(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> tuple[float, float]:
     """(mean, std) from the export wrapper's ``x * 1/(255 std) - mean/std``: the graph's first Mul and Sub."""
     mul = next(n for n in model.graph.node if n.op_type == "Mul")
@@ -76,7 +82,7 @@ def _normalisation(model: onnx.ModelProto, values: dict[str, np.ndarray]) -> tup
 
 
 def recover(onnx_path: Path, images: np.ndarray) -> Checkpoint:
-    """The checkpoint of ``onnx_path``, its BatchNorms measured on ``images`` (N, S, S) uint8."""
+    """The checkpoint of ``onnx_path``, its BatchNorms measured on ``images`` (N, H, W) uint8, resized to its input."""
     model_proto = onnx.load(str(onnx_path))
     meta = {p.key: p.value for p in model_proto.metadata_props}
     values = _constants(model_proto)
@@ -113,7 +119,8 @@ def recover(onnx_path: Path, images: np.ndarray) -> Checkpoint:
         s[2] += out.numel() // out.shape[1]
 
     hooks = [conv.register_forward_hook(measure) for conv, _ in conv_bn]
-    x = to_input(images, mean, std)
+    side = input_side(model_proto)
+    x = to_input(resize_faces(images, side), mean, std)
     with torch.no_grad():
         for batch in x.split(256):
             net(batch)
@@ -131,7 +138,7 @@ def recover(onnx_path: Path, images: np.ndarray) -> Checkpoint:
     config = json.loads(meta.get("train_config", "{}"))
     val_acc = float(meta["val_acc"]) if meta.get("val_acc") else None
     return Checkpoint(model=meta["model"], classes=classes, state_dict=net.state_dict(), mean=mean, std=std,
-                      config=config, val_acc=val_acc)
+                      input_size=side, config=config, val_acc=val_acc)
 
 
 def main() -> None:
@@ -141,7 +148,8 @@ def main() -> None:
     parser.add_argument("--data", required=True, help="the data set whose Training faces measure the BatchNorms")
     parser.add_argument("--images", type=int, default=4096, help="how many Training faces (default 4096)")
     args = parser.parse_args()
-    train = load_dataset(args.data).split("Training")
+    side = input_side(onnx.load(str(args.onnx)))
+    train = load_dataset(args.data, size=side, cropper=FaceCropper(side)).split("train")  # image files read at its size
     pick = np.random.default_rng(0).permutation(len(train))[: args.images]
     ckpt = recover(args.onnx, train.images[np.sort(pick)])
     args.out.parent.mkdir(parents=True, exist_ok=True)
