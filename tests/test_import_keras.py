@@ -17,6 +17,7 @@ from ferkit.cli import main  # noqa: E402
 from ferkit.core.checkpoint import load_checkpoint  # noqa: E402
 from ferkit.core.runtime import ModelError  # noqa: E402
 from ferkit.data.dataset import FERDataset, Split  # noqa: E402
+from ferkit.errors import ConfigError  # noqa: E402
 from ferkit.export.keras_import import import_keras  # noqa: E402
 from ferkit.models import count_parameters, create_model, registry  # noqa: E402
 from ferkit.models.mini_xception import SamePool  # noqa: E402
@@ -103,6 +104,31 @@ def test_weights_with_json_beside_or_given(tiny_networks, tmp_path):
     res = import_keras(alone, json_path=FN.with_suffix(".json"), out=tmp_path / "given", expect=expect(FN),
                        classes=CLASSES)
     assert res.max_diff < 1e-5
+
+
+def test_a_colour_model_imports_and_is_checked_on_grey_faces(tiny_networks, tmp_path):
+    """A Keras model of RGB input: ferkit's network gets the grey faces repeated to 3 channels, its ONNX file grey
+    (N, 1, H, W) faces. The fixture with its first kernel spread over 3 channels (a third each) computes on grey
+    faces what the fixture does, so Keras' probabilities for the fixture are this model's. Colour faces in the
+    --expect file cannot be checked so: refused."""
+    import h5py
+
+    rgb = tmp_path / "rgb.h5"
+    shutil.copy(SEQ, rgb)
+    with h5py.File(rgb, "r+") as f:
+        f.attrs["model_config"] = f.attrs["model_config"].replace("[null, 12, 12, 1]", "[null, 12, 12, 3]")
+        kernel = "model_weights/conv2d/conv2d/kernel:0"
+        grey = f[kernel][()]
+        del f[kernel]
+        f[kernel] = np.repeat(grey, 3, axis=2) / 3
+    res = import_keras(rgb, out=tmp_path / "out", expect=expect(SEQ), classes=CLASSES)
+    assert load_checkpoint(res.checkpoint).channels == 3 and res.max_diff < 1e-5 and res.max_diff_onnx < 1e-5
+    npz = np.load(expect(SEQ))
+    np.savez(tmp_path / "grey3.npz", faces=np.repeat(npz["faces"][..., None], 3, -1), probs=npz["probs"])
+    assert import_keras(rgb, out=tmp_path / "g", expect=tmp_path / "grey3.npz", classes=CLASSES).max_diff_onnx < 1e-5
+    np.savez(tmp_path / "colour.npz", faces=np.stack([npz["faces"]] * 2 + [255 - npz["faces"]], -1), probs=npz["probs"])
+    with pytest.raises(ConfigError, match=r"colour\.npz: colour faces; ferkit's networks see grey faces"):
+        import_keras(rgb, out=tmp_path / "c", expect=tmp_path / "colour.npz", classes=CLASSES)
 
 
 def test_a_dead_channel_with_zero_moving_variance_imports(tiny_networks, tmp_path):

@@ -215,17 +215,12 @@ def copy_weights(graph: KerasGraph, model: nn.Module) -> None:
     model.eval()
 
 
-def _nchw(faces: np.ndarray) -> np.ndarray:
-    """Faces (N, H, W) or (N, H, W, C) -> float32 (N, C, H, W), values kept (0..255)."""
-    x = faces.astype(np.float32)
-    return np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
-
-
 def _check_faces(graph: KerasGraph, expect: str | Path | None, classes: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Grey faces (N, H, W) for the check, as ferkit's models take them (a colour network: repeated to its channels),
+    with Keras' probabilities for them from ``expect``, else random ones and None."""
     h, w, c = graph.input_shape
     if expect is None:
-        rng = np.random.default_rng(0)
-        return rng.integers(0, 256, (CHECK_FACES, h, w) + ((c,) if c > 1 else ())).astype(np.uint8), None
+        return np.random.default_rng(0).integers(0, 256, (CHECK_FACES, h, w)).astype(np.uint8), None
     try:
         with np.load(expect) as npz:
             faces, probs = npz["faces"], npz["probs"]
@@ -234,6 +229,11 @@ def _check_faces(graph: KerasGraph, expect: str | Path | None, classes: int) -> 
     if faces.shape[1:] not in ((h, w), (h, w, c)) or probs.shape != (len(faces), classes):
         raise ConfigError(f"{expect}: faces {faces.shape} and probs {probs.shape} do not fit the model's input "
                           f"{h}x{w}x{c} and {classes} classes")
+    if faces.ndim == 4:
+        if (faces != faces[..., :1]).any():
+            raise ConfigError(f"{expect}: colour faces; ferkit's networks see grey faces (repeated to {c} channels "
+                              "for a colour network): give Keras' probabilities for grey ones")
+        faces = faces[..., 0]
     return faces, probs
 
 
@@ -261,7 +261,7 @@ def import_keras(path: str | Path, json_path: str | Path | None = None, model: s
                  classes: list[str] | None = None, mean: float | None = None, std: float | None = None) -> ImportResult:
     """Import a Keras ``.h5`` (full model, or weights with ``json_path``) into the matching registered network;
     write ``out/best.pt``, ``out/best.onnx`` and ``out/import.json``; compare with Keras when its probabilities
-    are at hand: ``expect`` (.npz of 'faces' 0..255 and Keras' 'probs'), ``keras_python``, or TensorFlow in
+    are at hand: ``expect`` (.npz of grey 'faces' 0..255 and Keras' 'probs'), ``keras_python``, or TensorFlow in
     this interpreter. ``classes``, ``mean`` and ``std`` override the seed's class order and preprocessing."""
     path = Path(path)
     keras = read_keras(path, json_path)
@@ -295,9 +295,10 @@ def import_keras(path: str | Path, json_path: str | Path | None = None, model: s
             reference = f"Keras in {python}"
     diff = diff_onnx = None
     if reference_probs is not None:
-        pixels = _nchw(faces)
+        pixels = faces.astype(np.float32)[:, None]  # (N, 1, H, W): the ONNX file repeats them to the channels itself
         with torch.no_grad():
-            ours = F.softmax(net(torch.from_numpy((pixels / 255.0 - pre.mean) / pre.std)), 1).numpy()
+            x = torch.from_numpy((pixels / 255.0 - pre.mean) / pre.std).expand(-1, c, -1, -1)
+            ours = F.softmax(net(x), 1).numpy()
         theirs = cpu_session(onnx_path, threads=1).run(None, {INPUT: pixels})[0]
         diff = float(np.abs(ours - reference_probs).max())
         diff_onnx = float(np.abs(theirs - reference_probs).max())

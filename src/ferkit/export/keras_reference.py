@@ -4,7 +4,8 @@
     python keras_reference.py MODEL.h5 ARCH.json|- FACES.npy OUT.npy MEAN STD
 
 loads the full model (``-``) or the architecture with the weights, feeds ``(faces / 255 - MEAN) / STD`` (faces in
-0..255, (N, H, W) or (N, H, W, C)) and saves ``model.predict``'s output to OUT.npy.
+0..255, grey (N, H, W), repeated to the model's channels, or (N, H, W, C)) and saves ``model.predict``'s output to
+OUT.npy.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ def main(argv: list[str]) -> None:
         model.load_weights(model_path)
     faces = np.load(faces_path).astype("float32")
     if faces.ndim == 3:
-        faces = faces[..., None]
+        faces = np.repeat(faces[..., None], model.input_shape[-1], axis=-1)
     np.save(out_path, model.predict((faces / 255.0 - float(mean)) / float(std), verbose=0))
 
 
