@@ -643,8 +643,8 @@ def _continued_stage(ckpt: Checkpoint, cfg: TrainConfig, run_dir: Path) -> str:
         return "main"
     how = (f"more --finetune-hard epochs than its {hard}" if hard else "more --epochs (not under --schedule cosine or "
            "onecycle), a longer --patience after an early stop, or --finetune-hard")
-    raise ConfigError(f"{run_dir}: the run is finished ({main} main epochs, {hard} of hard fine-tuning); resume it with "
-                      f"{how}, or start a new run from its weights with --init {run_dir / 'best.pt'}")
+    raise ConfigError(f"{run_dir}: the run is finished ({main} main epochs, {hard} of hard fine-tuning); resume it "
+                      f"with {how}, or start a new run from its weights with --init {run_dir / 'best.pt'}")
 
 
 def _reused_teacher_probs(path: Path, split: Split, num_classes: int) -> np.ndarray:
