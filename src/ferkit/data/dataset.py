@@ -106,7 +106,7 @@ class FERDataset:
         return replace(self, classes=tuple(classes), splits=splits)
 
     def subsample(self, per_split: int, seed: int = 0) -> "FERDataset":
-        """A smaller copy with at most ``per_split`` images in each split (seeded, stratified-ish)."""
+        """A smaller copy with at most ``per_split`` images in each split, drawn at random (seeded; not stratified)."""
         rng = np.random.default_rng(seed)
         splits = {}
         for name, s in self.splits.items():
