@@ -11,9 +11,9 @@ from ferkit.core import checkpoint as checkpoint_module
 from ferkit.core.checkpoint import RESUME_KEYS, Checkpoint, CheckpointError, load_checkpoint, save_half
 from ferkit.core.detect import FaceCropper
 from ferkit.core.predict import predict_proba
-from ferkit.data.dataset import load_dataset
+from ferkit.data.dataset import SPLIT_SETTINGS, load_dataset
 from ferkit.data.synthetic import synthetic_dataset
-from ferkit.training import Trainer, train
+from ferkit.training import Trainer, TrainConfig, train
 
 FAST = dict(model="resnet_s", data="synthetic", epochs=2, batch_size=32)
 # The keys the trainer wrote before the Checkpoint type (code as of 2026-12-03 14:15), per file.
@@ -128,7 +128,10 @@ def test_dataset_is_rebuilt_as_the_run_split_it(monkeypatch, toy, tmp_path):
     kw.pop("cropper")
     assert kw == dict(labels="fer2013", ferplus=None, skip_bad_rows=False, progress=False, size=48)  # load_dataset's defaults
     defaults = inspect.signature(load_dataset).parameters  # ... which are TrainConfig's
-    assert (defaults["val_fraction"].default, defaults["seed"].default) == (0.1, 0)
+    run_defaults = TrainConfig(model="resnet_s", data="x")
+    for name in SPLIT_SETTINGS:
+        value = getattr(run_defaults, name)
+        assert defaults[name].default == (tuple(value) if isinstance(value, list) else value), name
 
 
 def test_input_size_comes_from_the_checkpoint(tmp_path):

@@ -20,6 +20,7 @@ from ferkit.data.dataset import FERDataset, Split  # noqa: E402
 from ferkit.errors import ConfigError  # noqa: E402
 from ferkit.export.keras_import import import_keras  # noqa: E402
 from ferkit.models import count_parameters, create_model, registry  # noqa: E402
+from ferkit.models.keras_layers import KERAS_BN_EPS, KERAS_BN_MOMENTUM  # noqa: E402
 from ferkit.models.mini_xception import SamePool  # noqa: E402
 
 from pathlib import Path  # noqa: E402
@@ -213,6 +214,8 @@ def test_mini_xception_has_the_keras_parameter_count():
     model = create_model("mini_xception")
     stats = sum(b.numel() for n, b in model.named_buffers() if n.endswith(("running_mean", "running_var")))
     assert count_parameters(model) + stats == 58_423  # fer's emotion_model.hdf5 (Keras counts moving statistics)
+    norms = {(m.eps, m.momentum) for m in model.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert norms == {(KERAS_BN_EPS, KERAS_BN_MOMENTUM)}  # Keras' BatchNormalization, as the other seed networks
     assert model.eval()(torch.zeros(2, 1, 64, 64)).shape == (2, 7)
 
 

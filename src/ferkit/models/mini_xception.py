@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .keras_layers import batch_norm
 from .registry import register_model
-
-KERAS_BN = {"eps": 1e-3, "momentum": 0.01}
 
 
 class SamePool(nn.Module):
@@ -43,9 +42,9 @@ def separable(cin: int, cout: int) -> nn.Sequential:
 class XceptionModule(nn.Module):
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.sep1, self.bn1, self.act = separable(cin, cout), nn.BatchNorm2d(cout, **KERAS_BN), nn.ReLU(inplace=True)
-        self.sep2, self.bn2, self.pool = separable(cout, cout), nn.BatchNorm2d(cout, **KERAS_BN), SamePool()
-        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), nn.BatchNorm2d(cout, **KERAS_BN))
+        self.sep1, self.bn1, self.act = separable(cin, cout), batch_norm(cout), nn.ReLU(inplace=True)
+        self.sep2, self.bn2, self.pool = separable(cout, cout), batch_norm(cout), SamePool()
+        self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride=2, bias=False), batch_norm(cout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.pool(self.bn2(self.sep2(self.act(self.bn1(self.sep1(x))))))
@@ -56,8 +55,8 @@ class MiniXception(nn.Module):
     def __init__(self, num_classes: int = 7, in_chans: int = 1) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(in_chans, 8, 3, bias=False), nn.BatchNorm2d(8, **KERAS_BN), nn.ReLU(inplace=True),
-            nn.Conv2d(8, 8, 3, bias=False), nn.BatchNorm2d(8, **KERAS_BN), nn.ReLU(inplace=True))
+            nn.Conv2d(in_chans, 8, 3, bias=False), batch_norm(8), nn.ReLU(inplace=True),
+            nn.Conv2d(8, 8, 3, bias=False), batch_norm(8), nn.ReLU(inplace=True))
         self.blocks = nn.Sequential(*(XceptionModule(a, b) for a, b in ((8, 16), (16, 32), (32, 64), (64, 128))))
         self.head = nn.Conv2d(128, num_classes, 3, padding=1)
 
