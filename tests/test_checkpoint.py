@@ -2,6 +2,8 @@
 state, the shipped model, and the data set it rebuilds for evaluation and export."""
 
 import inspect
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -96,6 +98,18 @@ def test_half_copy_is_a_checkpoint_without_resume_state(run, tmp_path):
     half = load_checkpoint(save_half(run / "last.pt", tmp_path / "half.pt"))
     assert half.stored_as == "float16" and half.resume == {}
     assert {v.dtype for v in half.state_dict.values() if v.is_floating_point()} == {torch.float16}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_checkpoints_get_the_permissions_of_new_files(tmp_path, umask):
+    """Written through a private temporary file (mode 0600), a checkpoint ends with 0666 less the umask, as a file
+    that open() creates."""
+    before = os.umask(umask)
+    try:
+        Checkpoint("resnet_s", ["a"], {}).save(tmp_path / "x.pt")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "x.pt").stat().st_mode) == 0o666 & ~umask
 
 
 def test_bad_files_are_still_checkpoint_errors(tmp_path):

@@ -61,13 +61,22 @@ def _load_failure(exc: Exception) -> str:
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
+def _umask() -> int:
+    """The process's umask (read by setting it, then setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def save_atomic(obj: dict[str, Any], path: str | Path) -> None:
-    """Write to a temporary file beside ``path``, then rename: a crash never leaves half a file."""
+    """Write to a temporary file beside ``path``, then rename: a crash never leaves half a file. The file gets the
+    permissions of any new file (0666 less the umask), not the temporary file's private 0600."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
         torch.save(obj, tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
