@@ -203,6 +203,23 @@ def test_the_training_gpus_random_state_is_saved_and_restored(monkeypatch, tmp_p
     assert len(restored) == 1
 
 
+def test_torchrun_processes_on_the_cpu_share_the_cores_also_without_an_affinity_call(monkeypatch):
+    """Each of a node's processes gets its share of the cores this one may run on: its affinity (Linux), or where
+    the OS has no os.sched_getaffinity (macOS, Windows) the machine's."""
+    from types import SimpleNamespace
+
+    import ferkit.training.trainer as trainer_module
+    from ferkit.training.distributed import DistInfo
+
+    monkeypatch.setattr(trainer_module, "setup_device", lambda device, threads=None: threads)
+    job = SimpleNamespace(cfg=TrainConfig(model="resnet_s", data="x", device="cpu"), dist=DistInfo(0, 4, 0, 2))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    assert Trainer._setup_device(job) == 4
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    assert Trainer._setup_device(job) == 3
+
+
 def test_save_minutes_writes_last_pt_inside_a_long_epoch_only_when_due(tmp_path, toy, monkeypatch):
     writes = []
     monkeypatch.setattr(Trainer, "save_last", lambda self, partial=None: writes.append(partial))
