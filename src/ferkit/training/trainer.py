@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -39,7 +38,7 @@ from tqdm import tqdm
 from ..data.augment import augment_batch, mixup
 from ..data.dataset import FERDataset, Split, load_dataset, split_settings
 from ..core.checkpoint import Checkpoint, load_checkpoint
-from ..core.cpuinfo import has_bf16
+from ..core.cpuinfo import has_bf16, usable_cores
 from ..core.detect import FaceCropper
 from ..core.device import resolve_device, setup_device
 from ..core.predict import ensemble_proba, fit_input, load_member, onnx_proba, predict_proba, to_input, views_proba
@@ -276,7 +275,7 @@ class Trainer:
             return device
         if cfg.sync_bn:
             raise ConfigError("--sync-bn needs CUDA (PyTorch's SyncBatchNorm does not run on the CPU)")
-        return setup_device(cfg.device, cfg.threads or max(1, _usable_cores() // d.local_world_size))
+        return setup_device(cfg.device, cfg.threads or max(1, usable_cores() // d.local_world_size))
 
     def _input_shape(self, ckpt: Checkpoint | None) -> tuple[int, int]:
         """The model's input side and channels: the config's, else the checkpoint's (resumed, or --init), else the
@@ -604,11 +603,6 @@ class OnlineTeachers:
                 faces = pixels[:, 0].float().cpu().numpy()
                 probs.append(torch.from_numpy(onnx_proba(model, faces, tta=self.tta)).to(pixels.device))
         return torch.stack(probs).mean(0)
-
-
-def _usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity where the OS has one (Linux), else the machine's."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def rng_states(device: torch.device) -> dict[str, torch.Tensor]:
