@@ -303,7 +303,7 @@ def _import_keras_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", metavar="NAME", help="the ferkit network to load it into (default: the one that matches)")
     p.add_argument("--out", metavar="DIR", help="output folder (default: runs/keras-<file name>)")
     p.add_argument("--expect", metavar="NPZ", help="check against Keras' probabilities: an .npz with 'faces' "
-                                                   "(N, H, W[, C], 0..255) and 'probs' (N, classes)")
+                                                   "(grey: N, H, W, 0..255; or N, H, W, C with equal channels) and 'probs' (N, classes)")
     p.add_argument("--keras-python", metavar="PYTHON", help="a Python with TensorFlow to run the Keras model for the "
                                                             "check (default: this one, if it has TensorFlow)")
     p.add_argument("--classes", metavar="A,B,...", help="class names in the model's output order (default: the "
