@@ -223,7 +223,7 @@ def campaign(args: argparse.Namespace) -> dict:
 
     def config(model: str, seed: int, name: str, epochs: int, **extra) -> TrainConfig:
         return TrainConfig(model=model, data=str(args.data), name=name, project=str(work), epochs=epochs,
-                           batch_size=args.batch_size, lr=lr, warmup_epochs=args.warmup_epochs,
+                           batch_size=args.batch_size, lr=lr, warmup_epochs=min(args.warmup_epochs, epochs),
                            label_smoothing=0.1, mixup=args.mixup, seed=seed, device=str(device),
                            threads=args.threads, amp=amp, augment={"crop": args.crop}, **extra)
 
