@@ -138,8 +138,6 @@ def test_photo_examples(web, artifacts, name):
         pytest.skip(f"{path} not found (the shared examples folder is absent)")
     _upload(web.page, path, FACES_IN_EXAMPLES[name])
     web.page.screenshot(path=str(artifacts / f"web-photo-{path.stem}.png"), full_page=True)
-    if name == "oarriaga_test_image.jpg":
-        _readme_shot(web.page, "web-photo.png")
 
 
 def test_photo_bundled(web, artifacts):
@@ -157,8 +155,7 @@ def test_photo_bundled(web, artifacts):
     })()""")
     assert w == h >= 512 and boxed > 100
     web.page.screenshot(path=str(artifacts / "web-photo-bundled.png"), full_page=True)
-    if not (SHARED_EXAMPLES / "oarriaga_test_image.jpg").exists():
-        _readme_shot(web.page, "web-photo.png")
+    _readme_shot(web.page, "web-photo.png")  # the docs show only the bundled photo, never one from ../shared
 
 
 def test_photo_not_an_image(web, artifacts, server_url, tmp_path):
