@@ -36,17 +36,19 @@ def main() -> None:
     runs = json.loads((HERE / "runs.json").read_text())
     fig, axes = plt.subplots(1, 2, figsize=(15, 9), gridspec_kw={"width_ratios": [2.2, 1]})
     tab20, tab20b = plt.colormaps["tab20"].colors, plt.colormaps["tab20b"].colors
-    colours = tab20[::2] + tab20[1::2] + tab20b[::4] + tab20b[2::4]  # 30: the dark ones first, no two runs alike
-    for ax in axes:
-        ax.set_prop_cycle(color=colours)
+    colours = tab20[::2] + tab20[1::2] + tab20b[::4] + tab20b[2::4]  # 30: the dark ones first
+    markers = "osD^v"  # a new marker each time the colours come round again: no two runs alike
+    drawn = [0] * len(axes)
     for path in sorted(HERE.glob("*.csv")):
         info = runs.get(path.stem, {})
         epochs, acc = read_curve(path)
         start = f" <- {info['from']}" if "from" in info else ""
         best = f"best {max(acc):.2f}% at its epoch {epochs[acc.index(max(acc))]}"
-        ax = axes[list(PANELS).index(info.get("labels", "fer2013"))]
+        panel = list(PANELS).index(info.get("labels", "fer2013"))
+        n, drawn[panel] = drawn[panel], drawn[panel] + 1
         epochs = [e + info.get("after", 0) for e in epochs]
-        ax.plot(epochs, acc, "o--" if start else "o-", ms=3, label=f"{path.stem}{start} ({best})")
+        axes[panel].plot(epochs, acc, "--" if start else "-", marker=markers[n // len(colours) % len(markers)], ms=3,
+                         color=colours[n % len(colours)], label=f"{path.stem}{start} ({best})")
     for ax, title in zip(axes, PANELS.values()):
         ax.set_xlabel("epochs since the random start")
         ax.set_ylabel("PublicTest accuracy, EMA weights (%)")
