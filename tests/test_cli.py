@@ -40,8 +40,11 @@ def test_bad_data_is_a_clear_error(tmp_path):
 
 
 def test_unknown_model_is_a_clear_error(tmp_path):
+    """The model's name is checked before any data is read: the error is about the model (``tmp_path``, an empty
+    folder, would be a data error of its own, so "ferkit: error:" alone would not tell the two apart)."""
     r = ferkit("train", "--model", "nope", "--data", str(tmp_path))
-    assert r.returncode == 2 and "ferkit: error:" in r.stderr
+    assert r.returncode == 2 and r.stderr.startswith("ferkit: error: unknown model 'nope'; choose from: "), r.stderr
+    assert "resnet_s" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_data_report_on_a_folder(tmp_path):
