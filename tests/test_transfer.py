@@ -216,9 +216,13 @@ def test_input_size_and_channels_reach_checkpoint_export_evaluation_and_recogniz
     assert onnx.input_size == 64
     torch_probs = predict_proba(ckpt.build_model(), faces, ckpt.mean, ckpt.std, channels=3)
     np.testing.assert_allclose(onnx.predict_proba(faces), torch_probs, atol=1e-4)
-    for tta in ("none", "tencrop"):
-        metrics = evaluate(run.run_dir / "best.pt", data=toy, split="test", tta=tta, out=tmp_path / f"eval-{tta}").metrics
-        assert 0 <= metrics["accuracy"] <= 1
+    model, test = ckpt.build_model(), toy.split("test").images
+    for tta in ("none", "tencrop"):  # evaluation feeds the 48 px test faces to the model at its 64 px, in colour
+        res = evaluate(run.run_dir / "best.pt", data=toy, split="test", tta=tta, out=tmp_path / f"eval-{tta}")
+        at_64 = predict_proba(model, test, ckpt.mean, ckpt.std, tta=tta, input_size=64, channels=3)
+        at_48 = predict_proba(model, test, ckpt.mean, ckpt.std, tta=tta, channels=3)
+        assert np.abs(res.probs - at_64).max() < 1e-5 and np.abs(at_64 - at_48).max() > 1e-3, tta
+        assert res.metrics["accuracy"] == pytest.approx(float((at_64.argmax(1) == res.labels).mean()))
     face = Recognizer(model=result.path).predict(np.repeat(faces[0][..., None], 3, 2), detect=False)[0]
     np.testing.assert_allclose(list(face.probs.values()), onnx.predict_proba(faces[:1])[0], atol=1e-5)
 
