@@ -501,11 +501,34 @@ def test_hard_example_finetuning_runs_on_training_mistakes(tmp_path, toy):
     assert load_checkpoint(r.run_dir / "last.pt")["stage"] == "done"
 
 
-def test_soft_labels_label_smoothing_and_class_weights(tmp_path, toy):
+def test_soft_labels_label_smoothing_and_class_weights(tmp_path, toy, monkeypatch):
+    """Every training step's targets are its faces' soft labels, smoothed, and its loss gets the balanced class
+    weights (of unequal classes: Angry 4 faces, the others 16); with mixup on top the loss stays finite."""
+    import ferkit.training.trainer as trainer_module
+
     train_split = toy.split("train")
-    soft = np.full((len(train_split), 7), 0.05, np.float32)
-    soft[np.arange(len(soft)), train_split.labels] = 0.7
+    keep = np.concatenate([np.flatnonzero(train_split.labels == 0)[:4], np.flatnonzero(train_split.labels != 0)])
+    train_split = train_split.subset(np.sort(keep))
+    soft = np.random.default_rng(0).dirichlet(np.ones(7), len(train_split)).astype(np.float32)  # one per face
     data = replace(toy, splits={**toy.splits, "train": replace(train_split, soft=soft)})
+    seen, real = [], trainer_module.soft_cross_entropy
+
+    def record(logits, targets, weight=None):
+        seen.append((targets.detach().clone(), weight))
+        return real(logits, targets, weight)
+
+    monkeypatch.setattr(trainer_module, "soft_cross_entropy", record)
+    train(dataset=data, project=str(tmp_path), name="plain", progress=False, label_smoothing=0.1,
+          class_weights="balanced", mixup=0.0, **{**FAST, "epochs": 1})
+    monkeypatch.setattr(trainer_module, "soft_cross_entropy", real)
+    targets = torch.cat([t for t, _ in seen])
+    assert len(seen) == len(train_split) // FAST["batch_size"] and len(targets) == len(seen) * FAST["batch_size"]
+    distance = torch.cdist(targets.double(), torch.from_numpy(soft * 0.9 + 0.1 / 7).double())
+    assert (distance.min(1).values < 1e-6).all()  # each target: a face's smoothed soft label ...
+    assert len(set(distance.argmin(1).tolist())) == len(targets)  # ... each face once in the epoch
+    balanced = class_weight_vector(train_split.labels, 7, "balanced")
+    assert balanced[0] > 3 * balanced[1]
+    assert all(w is not None and torch.allclose(w.cpu(), balanced) for _, w in seen)
     r = train(dataset=data, project=str(tmp_path), progress=False, label_smoothing=0.1, class_weights="balanced",
               mixup=0.2, **FAST)
     assert all(np.isfinite(float(row["train_loss"])) for row in metrics_rows(r.run_dir))
