@@ -62,7 +62,7 @@ def test_tta_views():
     assert torch.equal(flip[1], x.flip(-1))
     ten = tta_views(x, "tencrop")
     assert len(ten) == 10 and all(v.shape == x.shape for v in ten)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="tta must be one of"):
         tta_views(x, "twentycrop")
 
 

@@ -70,5 +70,5 @@ def test_arrays_in_either_colour_order():
     assert np.array_equal(as_rgb(rgb[..., ::-1], color="bgr"), rgb)
     assert as_rgb(rgb[..., 0]).shape == (40, 60, 3)
     assert np.array_equal(as_rgb(Image.fromarray(rgb)), rgb)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"must be \(H, W\).*got \(4, 4, 2\)"):
         as_rgb(np.zeros((4, 4, 2), np.uint8))

@@ -38,8 +38,9 @@ def test_unknown_model_names_the_choices():
 
 def test_models_table_lists_every_model():
     table = models_table()
-    for name in list_models():
-        assert name in table
+    first_words = [line.split()[0] for line in table.splitlines()[1:] if line.strip()]
+    for name in list_models():  # a row of its own, not a longer name that contains it (resnet_s in resnet_sw)
+        assert name in first_words, name
     rows = {r["name"]: r for r in model_rows()}
     for name in list_models():  # each at its own input: 3-channel models (seed 004's) counted as built
         entry = model_entry(name)

@@ -26,5 +26,5 @@ def test_tracker_smooths_and_keeps_identities():
     t.update([])  # both tracks missed twice > max_missed: dropped
     c = t.update([_face((0, 0, 50, 50), sad)])
     assert c[0].track == 2 and c[0].emotion == "Sad"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"alpha must be in"):
         FaceTracker(alpha=0)
