@@ -315,18 +315,19 @@ def test_empty_file_or_header_only(tmp_path, content, message, suffix):
     assert str(exc.value).startswith(str(path))
 
 
-@pytest.mark.parametrize("name, content", [
-    ("broken.csv.gz", b"this is not gzip data"),
-    ("truncated.csv.gz", gzip.compress(b"emotion,pixels,Usage\n" + b"3," + b"1 " * 3000, mtime=0)[:200]),
-    ("broken.tar.gz", gzip.compress(b"not a tar archive" * 100, mtime=0)),
-    ("latin1.csv", "emotion,pixels,Usage\xe9\n".encode("latin-1")),
+@pytest.mark.parametrize("name, content, reason", [
+    ("broken.csv.gz", b"this is not gzip data", "corrupt gzip stream"),
+    ("truncated.csv.gz", gzip.compress(b"emotion,pixels,Usage\n" + b"3," + b"1 " * 3000, mtime=0)[:200],
+     ":2: expected 3 fields, found 2"),
+    ("broken.tar.gz", gzip.compress(b"not a tar archive" * 100, mtime=0), "cannot read: invalid header"),
+    ("latin1.csv", "emotion,pixels,Usage\xe9\n".encode("latin-1"), "cannot read: 'utf-8' codec can't decode"),
 ])
-def test_unreadable_file_is_a_data_error(tmp_path, name, content):
+def test_unreadable_file_is_a_data_error(tmp_path, name, content, reason):
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(DataError) as exc:
         load_dataset(path)
-    assert str(exc.value).startswith(str(path))
+    assert str(exc.value).startswith(str(path)) and reason in str(exc.value), str(exc.value)
 
 
 def test_missing_path_and_unknown_kind(tmp_path):

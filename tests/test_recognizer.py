@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
+from ferkit.core.runtime import ModelError
 from ferkit.demo import demo_photo
 from ferkit.inference import Recognizer, default_model_path, read_image, shipped_models
 from ferkit.inference.detect import BlazeFaceDetector
@@ -145,7 +146,7 @@ def test_an_unknown_model_name_lists_the_shipped_ones(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="shipped models: default"):
         Recognizer(model="flagshp")
     (tmp_path / "default").write_bytes(b"not onnx")  # a file of that name in the current folder wins
-    with pytest.raises(Exception, match="default"):
+    with pytest.raises(ModelError, match="default: not an ONNX model"):
         Recognizer(model="default")
 
 
@@ -222,7 +223,6 @@ def test_an_ensemble_averages_its_members(onnx_fp32):
 
 
 def test_an_ensemble_refuses_members_that_cannot_be_averaged():
-    from ferkit.core.runtime import ModelError
     from ferkit.errors import ConfigError
 
     with pytest.raises(ModelError, match="cannot be averaged with resnet_sw_fer2013.int8.onnx: its classes"):
