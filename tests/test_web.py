@@ -244,6 +244,42 @@ def test_best_actor_round(web, artifacts):
     _readme_shot(page, "web-game.png")
 
 
+# The answer the server is made to give every camera frame in test_best_actor_scores_the_targets_probability:
+# one face, a distinct probability per class (three game emotions over the bar of 0.4, three under it).
+SCRIPTED_PROBS = {"Angry": 0.12, "Disgust": 0.05, "Fear": 0.23, "Happy": 0.81, "Sad": 0.34, "Surprise": 0.47,
+                  "Neutral": 0.66}
+
+
+def test_best_actor_scores_the_targets_probability(web):
+    """A round's score is 100 x the model's mean probability of the round's target over the hold, or 0 under the
+    bar: with every frame's answer scripted (server mode, ``page.route``), each round's score is its target's
+    probability, the total their sum (a score from the top class, a constant or a score over the bar all fail).
+    Six rounds ask for each of the six game emotions once (a shuffled bag): both sides of the bar are played."""
+    page = web.page
+    answer = {"width": 640, "height": 480, "model": "scripted", "ms": 1.0, "faces": [
+        {"box": [200, 120, 200, 200], "landmarks": None, "emotion": "Happy", "score": 0.81, "probs": SCRIPTED_PROBS}]}
+    answered = []
+
+    def scripted(route):
+        answered.append(route.request.method)
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
+
+    page.route("**/v1/predict", scripted)
+    page.click("#engine-server")
+    page.evaluate("window.ferkitGame = {rounds: 6, countdownMs: 200, actMs: 600, holdMs: 200, threshold: 0.4}")
+    page.click("#tab-game")
+    page.click("#game-start")
+    page.wait_for_function("document.body.dataset.gameState === 'done'", timeout=30_000)
+    rounds = page.locator("#game-rounds .round")
+    expect(rounds).to_have_count(6)
+    got = rounds.evaluate_all("els => els.map(e => [e.dataset.target, Number(e.dataset.score)])")
+    assert sorted(t for t, _ in got) == sorted(c for c in CLASSES if c != "Disgust"), got
+    want = [[t, round(100 * SCRIPTED_PROBS[t]) if SCRIPTED_PROBS[t] >= 0.4 else 0] for t, _ in got]
+    assert got == want, got
+    expect(page.locator("#game-total")).to_have_text(str(sum(s for _, s in want)))
+    assert answered and set(answered) == {"POST"}
+
+
 def test_api_docs_render_offline(browser, server_url, artifacts):
     """Swagger UI at /docs draws every endpoint from assets served by ferkit itself."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
