@@ -7,6 +7,7 @@ Screenshots go to ``$FERKIT_TEST_ARTIFACTS`` (else a temp folder); with ``$FERKI
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from pathlib import Path
@@ -115,7 +116,14 @@ def test_page_loads(web, artifacts):
     assert not web.console_errors, web.console_errors
 
 
-def _upload(page, path: Path, faces: int) -> None:
+def _upload(web, path: Path, faces: int) -> None:
+    """The page's results for the photo at ``path`` are the server's answer for its bytes: ``faces`` faces, each with
+    the API's top emotion and a bar per class showing the API's probability (``pct`` in app.js: rounded half up)."""
+    import httpx
+
+    page = web.page
+    api = httpx.post(web.url + "v1/predict", files={"file": (path.name, path.read_bytes(), "image/jpeg")}, timeout=60)
+    assert api.status_code == 200 and len(api.json()["faces"]) == faces, api.text
     page.set_input_files("#file-input", str(path))
     expect(page.locator("#photo-status")).to_contain_text(path.name)
     expect(page.locator("#photo-status")).to_contain_text(f"{faces} face")
@@ -127,6 +135,10 @@ def _upload(page, path: Path, faces: int) -> None:
         assert emotion in CLASSES
     for bars in results.evaluate_all("els => els.map(e => e.querySelectorAll('.bar-track').length)"):
         assert bars == 7
+    shown = results.evaluate_all("els => els.map(e => [e.dataset.emotion, Array.from(e.querySelectorAll('.bar-name'), "
+                                 "n => n.textContent), Array.from(e.querySelectorAll('.bar-pct'), n => n.textContent)])")
+    assert shown == [[f["emotion"], CLASSES, [f"{math.floor(100 * f['probs'][c] + 0.5)}%" for c in CLASSES]]
+                     for f in api.json()["faces"]]
     expect(page.locator("#photo-canvas")).to_have_attribute("data-faces", str(faces))
     expect(page.locator("#photo-error")).to_be_hidden()
 
@@ -136,12 +148,12 @@ def test_photo_examples(web, artifacts, name):
     path = SHARED_EXAMPLES / name
     if not path.exists():
         pytest.skip(f"{path} not found (the shared examples folder is absent)")
-    _upload(web.page, path, FACES_IN_EXAMPLES[name])
+    _upload(web, path, FACES_IN_EXAMPLES[name])
     web.page.screenshot(path=str(artifacts / f"web-photo-{path.stem}.png"), full_page=True)
 
 
 def test_photo_bundled(web, artifacts):
-    _upload(web.page, demo_photo(), 1)
+    _upload(web, demo_photo(), 1)
     # The canvas shows the photo (512x512: square) with its box drawn in the face's colour.
     w, h, boxed = web.page.evaluate("""(() => {
         const c = document.querySelector('#photo-canvas');
