@@ -253,11 +253,12 @@ def test_web_page_uses_nothing_from_outside(client):
             assert client.get(f"/{path.relative_to(_web_dir()).as_posix()}").status_code == 200, path.name
 
 
-def test_serve_cli_checks_its_arguments():
+def test_serve_cli_checks_its_arguments(capsys):
     with pytest.raises(ValueError, match="--workers"):
         run(["serve", "--workers", "0"])
     with pytest.raises(SystemExit):
         run(["serve", "--detector", "yolo"])
+    assert "argument --detector: invalid choice: 'yolo'" in capsys.readouterr().err  # not "unrecognized arguments"
 
 
 def test_json_of_a_face_is_plain(client, photo):
