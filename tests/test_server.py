@@ -215,15 +215,20 @@ def test_inference_runs_off_the_event_loop(photo):
             return real.predict(*args, **kwargs)
 
     app.state.recognizer = Slow()
+    answers = []
     with TestClient(app) as c:
-        slow = threading.Thread(target=_post, args=(c, photo))
+        slow = threading.Thread(target=lambda: answers.append(_post(c, photo)))
         slow.start()
         time.sleep(0.3)
         t = time.perf_counter()
         assert c.get("/healthz").status_code == 200
         waited = time.perf_counter() - t
+        still_running = slow.is_alive()
         slow.join()
     assert waited < 0.5
+    # the slow prediction was running meanwhile, and answered: /healthz did not just beat a request that failed
+    (answer,) = answers
+    assert still_running and answer.status_code == 200 and len(answer.json()["faces"]) == 1, answer.text
 
 
 def test_docs_are_served_from_the_package(client):
