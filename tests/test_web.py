@@ -201,6 +201,29 @@ def test_webcam(web, artifacts):
     expect(page.locator("#webcam-fps")).to_have_text("— frames/s")
 
 
+def test_webcam_shows_the_largest_face(web):
+    """The webcam tab's card is the answer's largest face: its emotion, and a bar per class with its probability
+    (server mode, every frame's answer scripted through ``page.route``: a small Sad face listed before a large Happy
+    one)."""
+    page = web.page
+    small = {"box": [10, 10, 40, 40], "landmarks": None, "emotion": "Sad", "score": 0.9,
+             "probs": {c: (0.9 if c == "Sad" else 0.1 / 6) for c in CLASSES}}
+    large = {"box": [200, 120, 200, 200], "landmarks": None, "emotion": "Happy", "score": 0.81, "probs": SCRIPTED_PROBS}
+    answer = json.dumps({"width": 640, "height": 480, "model": "scripted", "ms": 1.0, "faces": [small, large]})
+    page.route("**/v1/predict", lambda route: route.fulfill(status=200, content_type="application/json", body=answer))
+    page.click("#engine-server")
+    page.click("#tab-webcam")
+    page.click("#webcam-start")
+    page.wait_for_function("Number(document.querySelector('#webcam-fps').dataset.frames || 0) >= 2")
+    card = page.locator("#webcam-bars .face-result")
+    expect(card).to_have_attribute("data-emotion", "Happy")
+    expect(card.locator(".face-sub")).to_have_text("largest of 2 faces")
+    expect(card.locator(".bar-name")).to_have_text(CLASSES)
+    expect(card.locator(".bar-pct")).to_have_text([f"{math.floor(100 * SCRIPTED_PROBS[c] + 0.5)}%" for c in CLASSES])
+    expect(page.locator("#webcam-overlay")).to_have_attribute("data-faces", "2")
+    page.click("#webcam-stop")
+
+
 def test_camera_refused(web):
     page = web.page
     page.evaluate("() => { navigator.mediaDevices.getUserMedia = () => "
