@@ -17,6 +17,8 @@ import argparse
 import json
 from pathlib import Path
 
+from cycler import cycler
+
 from ferkit.evaluation.plots import read_metrics_csv
 from ferkit.figures import plt, save_figure
 
@@ -37,18 +39,16 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(15, 9), gridspec_kw={"width_ratios": [2.2, 1]})
     tab20, tab20b = plt.colormaps["tab20"].colors, plt.colormaps["tab20b"].colors
     colours = tab20[::2] + tab20[1::2] + tab20b[::4] + tab20b[2::4]  # 30: the dark ones first
-    markers = "osD^v"  # a new marker each time the colours come round again: no two runs alike
-    drawn = [0] * len(axes)
+    for ax in axes:  # a new marker each time the 30 colours come round again: no two runs alike
+        ax.set_prop_cycle(cycler(marker=list("osD^v")) * cycler(color=colours))
     for path in sorted(HERE.glob("*.csv")):
         info = runs.get(path.stem, {})
         epochs, acc = read_curve(path)
         start = f" <- {info['from']}" if "from" in info else ""
         best = f"best {max(acc):.2f}% at its epoch {epochs[acc.index(max(acc))]}"
-        panel = list(PANELS).index(info.get("labels", "fer2013"))
-        n, drawn[panel] = drawn[panel], drawn[panel] + 1
+        ax = axes[list(PANELS).index(info.get("labels", "fer2013"))]
         epochs = [e + info.get("after", 0) for e in epochs]
-        axes[panel].plot(epochs, acc, "--" if start else "-", marker=markers[n // len(colours) % len(markers)], ms=3,
-                         color=colours[n % len(colours)], label=f"{path.stem}{start} ({best})")
+        ax.plot(epochs, acc, ls="--" if start else "-", ms=3, label=f"{path.stem}{start} ({best})")
     for ax, title in zip(axes, PANELS.values()):
         ax.set_xlabel("epochs since the random start")
         ax.set_ylabel("PublicTest accuracy, EMA weights (%)")
