@@ -201,6 +201,38 @@ def test_webcam(web, artifacts):
     expect(page.locator("#webcam-fps")).to_have_text("— frames/s")
 
 
+# A face for scripted answers: a distinct probability per class (in the game tests three game emotions are over
+# the bar of 0.4, three under it).
+SCRIPTED_PROBS = {"Angry": 0.12, "Disgust": 0.05, "Fear": 0.23, "Happy": 0.81, "Sad": 0.34, "Surprise": 0.47,
+                  "Neutral": 0.66}
+LARGE_FACE = {"box": [200, 120, 200, 200], "landmarks": None, "emotion": "Happy", "score": 0.81,
+              "probs": SCRIPTED_PROBS}
+
+
+def _script_answers(page, faces: list[dict]) -> list[str]:
+    """Server mode, every ``/v1/predict`` answered with ``faces`` (``page.route``); returns the methods of the
+    requests answered, as they come."""
+    answer = json.dumps({"width": 640, "height": 480, "model": "scripted", "ms": 1.0, "faces": faces})
+    answered: list[str] = []
+
+    def scripted(route):
+        answered.append(route.request.method)
+        route.fulfill(status=200, content_type="application/json", body=answer)
+
+    page.route("**/v1/predict", scripted)
+    page.click("#engine-server")
+    return answered
+
+
+def _play_game(page, settings: str):
+    """A Best Actor game played to its end with ``window.ferkitGame`` set to ``settings`` (a JS object); its rounds."""
+    page.evaluate(f"window.ferkitGame = {settings}")
+    page.click("#tab-game")
+    page.click("#game-start")
+    page.wait_for_function("document.body.dataset.gameState === 'done'", timeout=30_000)
+    return page.locator("#game-rounds .round")
+
+
 def test_webcam_shows_the_largest_face(web):
     """The webcam tab's card is the answer's largest face: its emotion, and a bar per class with its probability
     (server mode, every frame's answer scripted through ``page.route``: a small Sad face listed before a large Happy
@@ -208,10 +240,7 @@ def test_webcam_shows_the_largest_face(web):
     page = web.page
     small = {"box": [10, 10, 40, 40], "landmarks": None, "emotion": "Sad", "score": 0.9,
              "probs": {c: (0.9 if c == "Sad" else 0.1 / 6) for c in CLASSES}}
-    large = {"box": [200, 120, 200, 200], "landmarks": None, "emotion": "Happy", "score": 0.81, "probs": SCRIPTED_PROBS}
-    answer = json.dumps({"width": 640, "height": 480, "model": "scripted", "ms": 1.0, "faces": [small, large]})
-    page.route("**/v1/predict", lambda route: route.fulfill(status=200, content_type="application/json", body=answer))
-    page.click("#engine-server")
+    _script_answers(page, [small, LARGE_FACE])
     page.click("#tab-webcam")
     page.click("#webcam-start")
     page.wait_for_function("Number(document.querySelector('#webcam-fps').dataset.frames || 0) >= 2")
@@ -240,11 +269,7 @@ def test_camera_refused(web):
 
 def test_best_actor_round(web, artifacts):
     page = web.page
-    page.evaluate("window.ferkitGame = {rounds: 1, countdownMs: 500, actMs: 1100, holdMs: 800}")
-    page.click("#tab-game")
-    page.click("#game-start")
-    page.wait_for_function("document.body.dataset.gameState === 'done'", timeout=30_000)
-    rounds = page.locator("#game-rounds .round")
+    rounds = _play_game(page, "{rounds: 1, countdownMs: 500, actMs: 1100, holdMs: 800}")
     expect(rounds).to_have_count(1)
     target = rounds.first.get_attribute("data-target")
     score = rounds.first.get_attribute("data-score")
@@ -279,33 +304,14 @@ def test_best_actor_round(web, artifacts):
     _readme_shot(page, "web-game.png")
 
 
-# The answer the server is made to give every camera frame in test_best_actor_scores_the_targets_probability:
-# one face, a distinct probability per class (three game emotions over the bar of 0.4, three under it).
-SCRIPTED_PROBS = {"Angry": 0.12, "Disgust": 0.05, "Fear": 0.23, "Happy": 0.81, "Sad": 0.34, "Surprise": 0.47,
-                  "Neutral": 0.66}
-
-
 def test_best_actor_scores_the_targets_probability(web):
     """A round's score is 100 x the model's mean probability of the round's target over the hold, or 0 under the
     bar: with every frame's answer scripted (server mode, ``page.route``), each round's score is its target's
     probability, the total their sum (a score from the top class, a constant or a score over the bar all fail).
     Six rounds ask for each of the six game emotions once (a shuffled bag): both sides of the bar are played."""
     page = web.page
-    answer = {"width": 640, "height": 480, "model": "scripted", "ms": 1.0, "faces": [
-        {"box": [200, 120, 200, 200], "landmarks": None, "emotion": "Happy", "score": 0.81, "probs": SCRIPTED_PROBS}]}
-    answered = []
-
-    def scripted(route):
-        answered.append(route.request.method)
-        route.fulfill(status=200, content_type="application/json", body=json.dumps(answer))
-
-    page.route("**/v1/predict", scripted)
-    page.click("#engine-server")
-    page.evaluate("window.ferkitGame = {rounds: 6, countdownMs: 200, actMs: 600, holdMs: 200, threshold: 0.4}")
-    page.click("#tab-game")
-    page.click("#game-start")
-    page.wait_for_function("document.body.dataset.gameState === 'done'", timeout=30_000)
-    rounds = page.locator("#game-rounds .round")
+    answered = _script_answers(page, [LARGE_FACE])
+    rounds = _play_game(page, "{rounds: 6, countdownMs: 200, actMs: 600, holdMs: 200, threshold: 0.4}")
     expect(rounds).to_have_count(6)
     got = rounds.evaluate_all("els => els.map(e => [e.dataset.target, Number(e.dataset.score)])")
     assert sorted(t for t, _ in got) == sorted(c for c in CLASSES if c != "Disgust"), got
