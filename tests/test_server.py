@@ -197,7 +197,7 @@ def test_concurrent_requests_agree(detector, photo):
     alone (two Haar searches at once raised cv2.error before the cascade was locked)."""
     rgb = np.asarray(Image.open(io.BytesIO(photo)).convert("RGB"))
     images = [photo, _png(np.asarray(Image.fromarray(rgb).resize((rgb.shape[1] * 3 // 5, rgb.shape[0] * 3 // 5))))]
-    with TestClient(create_app(detector=detector, workers=4), raise_server_exceptions=False) as c:
+    with TestClient(create_app(detector=detector, concurrency=4), raise_server_exceptions=False) as c:
         alone = [_post(c, im).json()["faces"] for im in images]
         with ThreadPoolExecutor(8) as pool:
             bodies = list(pool.map(lambda i: _post(c, images[i % 2]).json(), range(16)))
@@ -259,8 +259,8 @@ def test_web_page_uses_nothing_from_outside(client):
 
 
 def test_serve_cli_checks_its_arguments(capsys):
-    with pytest.raises(ValueError, match="--workers"):
-        run(["serve", "--workers", "0"])
+    with pytest.raises(ValueError, match="--concurrency"):
+        run(["serve", "--concurrency", "0"])
     with pytest.raises(SystemExit):
         run(["serve", "--detector", "yolo"])
     assert "argument --detector: invalid choice: 'yolo'" in capsys.readouterr().err  # not "unrecognized arguments"

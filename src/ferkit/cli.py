@@ -441,7 +441,7 @@ def run(argv: Sequence[str] | None = None) -> int:
                         max_request_bytes=int((args.max_batch + 1) * args.max_image_mb * MiB))
         serve(host=args.host, port=args.port, https=args.https, certfile=args.certfile, keyfile=args.keyfile,
               model=args.weights, detector=args.detector, align=not args.no_align, limits=limits,
-              workers=args.concurrency, tta=args.tta)
+              concurrency=args.concurrency, tta=args.tta)
     elif args.command == "models":
         from .models.table import layer_rows, models_table, summary_table
 

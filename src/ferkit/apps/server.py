@@ -252,14 +252,14 @@ def _web_dir() -> Path:
 
 
 def create_app(model: str | Path | None = None, detector: str = DEFAULT_DETECTOR, align: bool = True,
-               limits: Limits = Limits(), workers: int = 1, threads: int | None = None, tta: str = "none") -> FastAPI:
+               limits: Limits = Limits(), concurrency: int = 1, threads: int | None = None, tta: str = "none") -> FastAPI:
     """The FastAPI app. ``model``: a shipped model's name or an ONNX file from ``ferkit export`` (default: the
     package's default), or several, comma-separated, for an ensemble (the on-device mode runs every member too);
-    ``workers``: images processed at once (each ONNX Runtime session uses ``threads``, default every core);
+    ``concurrency``: images processed at once (each ONNX Runtime session uses ``threads``, default every core);
     ``tta``: the :class:`Recognizer`'s test-time augmentation of the API's answers ("none", "flip", "tencrop")."""
     recognizer = Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)
     model_name = recognizer.classifier.name
-    limiter = anyio.CapacityLimiter(workers)
+    limiter = anyio.CapacityLimiter(concurrency)
     app = FastAPIOffline(title="ferkit", version=recognizer.classifier.metadata.get("ferkit_version", "0"),
                          description="Facial emotion recognition: the faces in an image, their boxes and one probability "
                                      "per class (seven for FER2013 models, eight for FER+).")
