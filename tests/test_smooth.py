@@ -26,5 +26,10 @@ def test_tracker_smooths_and_keeps_identities():
     t.update([])  # both tracks missed twice > max_missed: dropped
     c = t.update([_face((0, 0, 50, 50), sad)])
     assert c[0].track == 2 and c[0].emotion == "Sad"
+    slow = FaceTracker(alpha=0.25)  # alpha weighs the new frame: a sad frame only nudges a happy track
+    slow.update([_face((0, 0, 50, 50), happy)])
+    d = slow.update([_face((2, 0, 50, 50), sad)])
+    assert d[0].probs["Happy"] == pytest.approx(0.75) and d[0].probs["Sad"] == pytest.approx(0.25)
+    assert d[0].emotion == "Happy" and d[0].score == pytest.approx(0.75)
     with pytest.raises(ValueError, match=r"alpha must be in"):
         FaceTracker(alpha=0)
