@@ -4,6 +4,7 @@ import json
 import re
 
 import cv2
+import numpy as np
 import pytest
 
 from ferkit.apps.video import video_file
@@ -20,6 +21,13 @@ def _csv_rows(path):
         return list(csv.DictReader(f))
 
 
+def _first_frame(path):
+    cap = cv2.VideoCapture(str(path))
+    frame = cap.read()[1].astype(int)
+    cap.release()
+    return frame
+
+
 def test_video_writes_mp4_csv_timeline_and_summary(recognizer, clip, tmp_path):
     res = video_file(clip, out=tmp_path, recognizer=recognizer, progress=False)
     assert res.complete and res.frames_read == 20 and res.frames_processed == 20
@@ -31,6 +39,9 @@ def test_video_writes_mp4_csv_timeline_and_summary(recognizer, clip, tmp_path):
     cap = cv2.VideoCapture(str(tmp_path / "clip.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 20 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
     cap.release()
+    drawn = np.abs(_first_frame(tmp_path / "clip.mp4") - _first_frame(clip)).max(-1) > 60  # beyond codec noise
+    x, y, w, h = (int(astronaut[0][k]) for k in "xywh")
+    assert drawn.sum() > 1000 and drawn[y, x:x + w].mean() > 0.5 and drawn[y:y + h, x].mean() > 0.5  # the box drawn
     assert (tmp_path / "clip_timeline.png").stat().st_size > 0
     summary = json.loads((tmp_path / "clip_summary.json").read_text())
     assert summary["complete"] and summary["last_frame"] == 19 and summary["faces"] == len(rows)
