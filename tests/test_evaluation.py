@@ -14,8 +14,8 @@ from ferkit.data.synthetic import synthetic_dataset
 from ferkit.evaluation import evaluate
 from ferkit.evaluation.metrics import (apply_temperature, classification_metrics, expected_calibration_error,
                                       fit_temperature)
-from ferkit.evaluation.predict import tta_views
-from ferkit.training import train
+from ferkit.evaluation.predict import predict_proba, tta_views
+from ferkit.training import model_from_checkpoint, train
 
 
 def test_metrics_on_a_known_confusion():
@@ -95,6 +95,9 @@ def test_evaluate_writes_the_report(trained, tta):
     assert m["tta"] == tta and m["split"] == "test" and m["num_images"] == 56
     assert m["accuracy"] == pytest.approx(float((res.probs.argmax(1) == res.labels).mean()))
     assert np.allclose(res.probs.sum(1), 1, atol=1e-5)
+    model, ckpt = model_from_checkpoint(run.run_dir / "best.pt")
+    want = predict_proba(model, data.split("test").images, ckpt["mean"], ckpt["std"], tta=tta)
+    assert np.allclose(res.probs, want, atol=1e-5)  # the views of ``tta``, averaged
     html = res.report.read_text()
     assert "data:image/png;base64," in html and "src='http" not in html  # self-contained
     assert f"{m['accuracy']:.4f}" in html
