@@ -57,11 +57,15 @@ def test_fit_temperature_recovers_the_temperature_the_labels_were_drawn_at(true_
 
 def test_tta_views():
     x = torch.arange(2 * 48 * 48, dtype=torch.float32).view(2, 1, 48, 48)
-    assert len(tta_views(x, "none")) == 1
+    assert len(tta_views(x, "none")) == 1 and torch.equal(tta_views(x, "none")[0], x)
     flip = tta_views(x, "flip")
-    assert torch.equal(flip[1], x.flip(-1))
+    assert len(flip) == 2 and torch.equal(flip[0], x) and torch.equal(flip[1], x.flip(-1))
     ten = tta_views(x, "tencrop")
     assert len(ten) == 10 and all(v.shape == x.shape for v in ten)
+    assert all(torch.equal(ten[i + 1], ten[i].flip(-1)) for i in range(0, 10, 2))  # each crop, then its mirror
+    assert not any(torch.equal(a, b) for i, a in enumerate(ten) for b in ten[i + 1:])  # five places, ten views
+    centre = F.interpolate(x[..., 2:46, 2:46], size=(48, 48), mode="bilinear", align_corners=False)
+    assert torch.equal(ten[8], centre)
     with pytest.raises(ValueError, match="tta must be one of"):
         tta_views(x, "twentycrop")
 
