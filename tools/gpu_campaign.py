@@ -18,7 +18,7 @@ schedule runs to the end. The pack stores each image as residuals of the median 
 xz-compressed: 11% smaller than xz on the raw pixels. Returned in --out (the device tool brings back
 at most 8 files of at most 16 MiB, 64 MiB in all; the plan is checked against that before
 training): summary.json, metrics.csv (every epoch of every run), probs.npz (PublicTest
-probabilities per member and TTA, the ensemble's Training probabilities), student.pt and every
+probabilities per member and TTA and of their ensemble, the ensemble's Training probabilities), student.pt and every
 member's weights (float16; split into `NAME.pt.00`, `.01` when over 16 MiB).
 """
 
@@ -255,6 +255,7 @@ def campaign(args: argparse.Namespace) -> dict:
         arrays |= {f"{m.name}/PublicTest/{tta}": p for tta, p in probs.items()}
     ensemble = {tta: np.mean([arrays[f"{m.name}/PublicTest/{tta}"] for m in members], axis=0) for tta in TTA_MODES}
     summary["ensemble"] = {"members": [m.name for m in members], "PublicTest": accuracies(ensemble, val.labels)}
+    arrays |= {f"ensemble/PublicTest/{tta}": p for tta, p in ensemble.items()}
     log(f"ensemble: {json.dumps(summary['ensemble'])}")
     teachers = [model_from_checkpoint(d / "best.pt") for d in run_dirs]
     arrays["ensemble/Training/flip"] = ensemble_proba([(mdl.to(device), ck) for mdl, ck in teachers],
