@@ -82,8 +82,8 @@ def cpu_session(path: str | Path, threads: int | None = None, fixed_dims: dict[s
     pins named dynamic dimensions, so the graph is optimised for that one shape. An int8 model with 8-bit
     weights on a CPU whose fused int8 kernels saturate (:func:`int8_kernels_saturate`) is opened with its
     quantise/dequantise pairs unfused, so its convolutions run in float on the int8-rounded values (as accurate
-    as intended, 15-18% slower at batch 1 on a first-generation EPYC); ``ferkit export --int8`` writes 7-bit
-    weights, exact in the fused kernels. A file ONNX Runtime cannot load raises :class:`ModelError`."""
+    as intended, but slower); ``ferkit export --int8`` writes 7-bit weights, exact in the fused kernels. A file
+    ONNX Runtime cannot load raises :class:`ModelError`."""
     import onnxruntime as ort
 
     def open_session(unfused_int8: bool) -> Any:
