@@ -158,8 +158,9 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
     _add_with_alias(p, "--weights", "--model", metavar="NAME|ONNX[,...]", dest="weights",
                     help=f"a model shipped in the package, by name ({', '.join(SHIPPED_MODELS)}; the README's Results "
                          "compare them), or an ONNX file from `ferkit export`; several, comma-separated, make an "
-                         "ensemble that averages their probabilities (flagship,default with --tta flip scores best on "
-                         "PrivateTest, at about eight times the default's time a face) (default: default)")
+                         "ensemble that averages their probabilities (flagship,default with --tta flip takes about "
+                         "eight times the default's time a face; the README's Quick start tabulates each choice's "
+                         "accuracy and speed) (default: default)")
     p.add_argument("--detector", choices=("blazeface", "haar"), default="blazeface",
                    help="face detector: blazeface (default; with eye landmarks for alignment) or haar (OpenCV)")
     p.add_argument("--no-align", action="store_true", help="do not level the eyes before classifying")
@@ -453,8 +454,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             if not args.json:
                 print("shipped, trained models (by name: predict --weights, evaluate, train --teacher): "
                       + ", ".join(f"{n} = {f}" for n, f in SHIPPED_MODELS.items())
-                      + "; --weights flagship,default averages two as an ensemble (the best on PrivateTest with --tta "
-                        "flip)")
+                      + "; --weights flagship,default averages two as an ensemble")
     elif args.command == "recipes":
         from .training.recipes import recipes_table
 
