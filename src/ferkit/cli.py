@@ -1,4 +1,5 @@
-"""The ``ferkit`` command line: ``ferkit train|evaluate|export|predict|video|webcam|serve|models|data-report|demo``.
+"""The ``ferkit`` command line:
+``ferkit train|evaluate|export|predict|video|webcam|serve|models|recipes|data-report|demo|import-keras``.
 
 Each sub-command mirrors a Python function of the same name in the ``ferkit`` package. Only the options of the
 command given are built, and each command imports what it needs when it runs, so ``ferkit predict`` and
@@ -106,7 +107,9 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder (default: <run>/eval-[<onnx file>-]<split>[-<labels>][-<tta>]"
                                  "[-dedup], the labels named when not the model's own; runs/ensemble-<members>/... "
                                  "for several)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto",
+                   help="where PyTorch checkpoints run: auto (CUDA when present), cpu, cuda, cuda:1 ... "
+                        "(default: auto); ONNX files and shipped models run on the CPU")
 
 
 def _temperature(text: str) -> float | str:
@@ -123,19 +126,22 @@ def _temperature(text: str) -> float | str:
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = _command(sub, "export",
-                 description="Writes an ONNX (or TFLite) file that takes grey 48x48 faces (values 0..255) and "
+                 description="Writes an ONNX (or TFLite) file that takes grey square faces (values 0..255) at the "
+                             "checkpoint's input size (48x48 for FER2013, or its train --input-size) and "
                              "returns class probabilities, then checks it against PyTorch (max abs difference) and "
                              "compares their accuracy on the validation split (PublicTest for FER2013). "
                              "TFLite needs pip install 'ferkit[tflite]'.")
     p.add_argument("checkpoint", help="best.pt / last.pt, or a run folder (uses its best.pt); or several exported "
                                       "models, comma-separated (ONNX files or shipped names: flagship,default), "
                                       "merged into one ONNX file (--out) that averages their probabilities")
-    p.add_argument("--format", choices=("onnx", "tflite"), default="onnx")
+    p.add_argument("--format", choices=("onnx", "tflite"), default="onnx",
+                   help="onnx (default) or tflite (LiteRT, for mobile apps; fp32 only, not with --int8)")
     p.add_argument("--int8", action="store_true",
                    help="static int8 quantisation (7-bit weights, exact on every CPU), calibrated on Training images")
     p.add_argument("--data", metavar="PATH", help="data set for calibration and the accuracy check "
                                                   "(default: the one the checkpoint was trained on, if present)")
-    p.add_argument("--calibration-images", type=int, default=1000, help="Training images used to calibrate int8")
+    p.add_argument("--calibration-images", type=int, default=1000,
+                   help="Training images used to calibrate int8 (default: 1000)")
     p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax",
                    help="how int8 activations' ranges are set from those images: the extremes seen (minmax), or "
                         f"the {PERCENTILE}th percentile of their magnitudes (percentile: closer to PyTorch's "
@@ -278,14 +284,23 @@ def _recipes_parser(sub: argparse._SubParsersAction) -> None:
 def _data_report_parser(sub: argparse._SubParsersAction) -> None:
     from .training.config import add_data_options
 
-    p = _command(sub, "data-report")
+    p = _command(sub, "data-report",
+                 description="Reads a data set as ferkit train would and writes <out>/counts.png (images per class "
+                             "and split), samples.png (ten Training faces of each class) and report.json (counts, bad rows "
+                             "skipped, photos without a face, and the duplicate report: identical images within and "
+                             "across splits, and those with conflicting labels); prints the counts and duplicates.")
     _add_data_args(p)
     p.add_argument("--out", default="runs/data-report", help="output folder (default: runs/data-report)")
     add_data_options(p.add_argument_group("splits and images (as ferkit train reads them)"))
 
 
 def _demo_parser(sub: argparse._SubParsersAction) -> None:
-    p = _command(sub, "demo")
+    p = _command(sub, "demo",
+                 description="Finds the face in a bundled public-domain photo (NASA astronaut Eileen Collins) with the "
+                             "shipped model and BlazeFace, offline, and writes <out>/demo/astronaut.jpg (box, top "
+                             "emotion, probability bars), predictions.csv and predictions.jsonl. With --train: trains "
+                             "resnet_s for 6 epochs on synthetic cartoon faces into <out>/demo-train (numbered if "
+                             "taken) and evaluates it there (report.html).")
     p.add_argument("--train", action="store_true", help="instead train and evaluate a small model on synthetic faces")
     p.add_argument("--out", default="runs", help="project folder (default: runs)")
 

@@ -114,7 +114,8 @@ class TrainConfig:
     patience: int = _opt(0, "early stopping after N epochs without a better val accuracy; 0 = off")
     finetune_hard: int = _opt(0, "then fine-tune on Training mistakes plus as many replayed images, at lr/10",
                               metavar="EPOCHS")
-    seed: int = _opt(0, "seed of the initial weights, the batch order and the augmentation")
+    seed: int = _opt(0, "seed of the initial weights, the batch order, the augmentation and the held-out "
+                        "shares of data without a val or test split")
     device: str = _opt("auto", "auto (CUDA when present), cpu, cuda, cuda:1 ...")
     threads: int | None = _opt(None, "CPU threads", default_help="$OMP_NUM_THREADS if set, else all cores")
     save_minutes: float = _opt(15.0, "also write last.pt inside an epoch once N minutes have passed since the last "
@@ -280,12 +281,16 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         _add_option(aug, f, _default(f))
 
 
+DATA_HELP = {"seed": "seed of the held-out shares of data without a val or test split (as ferkit train --seed)"}
+"""Help texts of :func:`add_data_options` where the setting does less than in ``ferkit train``."""
+
+
 def add_data_options(p: argparse.ArgumentParser) -> None:
     """The options of the settings that decide how data is read and split (``SPLIT_SETTINGS``), as ``ferkit train``
     has them, for commands that read a data set on their own (``ferkit data-report``)."""
     for f in fields(TrainConfig):
         if f.name in SPLIT_SETTINGS:
-            _add_option(p, f, _default(f))
+            _add_option(p, f, _default(f), DATA_HELP.get(f.name))
 
 
 def machine_defaults() -> dict[str, Any]:
@@ -310,12 +315,12 @@ def config_from_options(ns: argparse.Namespace, base_settings: Mapping[str, Any]
     return TrainConfig.from_dict({**given, "augment": augment})
 
 
-def _add_option(p: Any, f: Field, default: Any) -> None:
+def _add_option(p: Any, f: Field, default: Any, help: str | None = None) -> None:
     meta = f.metadata
     kind = _kind(f)
     shown = default is not MISSING and default is not None and not isinstance(default, (bool, list))
     extra = meta.get("default_help") or (str(default) if shown else "")
-    help_text = meta["help"] + (f" (default: {extra})" if extra else "")
+    help_text = (help or meta["help"]) + (f" (default: {extra})" if extra else "")
     kw: dict[str, Any] = {"help": help_text, "default": argparse.SUPPRESS, "dest": f.name}
     if kind is bool:
         if default is not False:
