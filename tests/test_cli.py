@@ -20,6 +20,15 @@ def test_help(cmd):
     assert r.returncode == 0 and r.stdout.startswith(f"usage: ferkit {cmd} "), r.stdout + r.stderr
 
 
+
+def test_closed_stdout_is_quiet():
+    """`ferkit recipes | head -1`: the reader is gone before ferkit writes; no BrokenPipeError traceback, and the
+    status of a process killed by SIGPIPE."""
+    p = subprocess.Popen([sys.executable, "-m", "ferkit", "recipes"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait() == 141 and err == "", err
+
 def test_models_lists_params_and_macs(capsys):
     assert run(["models"]) == 0
     out = capsys.readouterr().out

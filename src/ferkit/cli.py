@@ -533,6 +533,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(run(argv))
     except KeyboardInterrupt:
         _interrupted()
+    except BrokenPipeError:
+        if not _stdout_closed():  # another pipe: a bug, shown with its traceback
+            raise
+        sys.exit(141)  # `ferkit recipes | head`: stop quietly, with the status of a process killed by SIGPIPE
     except Exception as exc:
         if _Interrupts.seen:  # the Ctrl-C came out as another error (see _Interrupts)
             _interrupted()
@@ -540,6 +544,22 @@ def main(argv: Sequence[str] | None = None) -> None:
             raise
         print(f"ferkit: error: {exc}", file=sys.stderr)  # what the user can fix
         sys.exit(2)
+
+
+def _stdout_closed() -> bool:
+    """Whether standard output is a pipe whose reader has gone (``ferkit recipes | head``; poll says POLLERR); if so,
+    later writes (the interpreter's own flush at exit) go to /dev/null instead of raising BrokenPipeError again."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        closed = any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or no real stdout
+        return False
+    if closed:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return closed
 
 
 def _interrupted() -> None:
