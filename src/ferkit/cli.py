@@ -105,7 +105,8 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
     p.add_argument("--dedup", action="store_true", help="drop rows whose image also occurs in another split")
     p.add_argument("--out", help="output folder (default: <run>/eval-[<onnx file>-]<split>[-<labels>][-<tta>]"
-                                 "[-dedup], the labels named when not the model's own; runs/ensemble-<members>/... "
+                                 "[-dedup], the labels named when not the model's own; runs/eval-<file stem>/... for "
+                                 "a file outside a run folder, as a shipped model's; runs/ensemble-<members>/... "
                                  "for several)")
     p.add_argument("--device", default="auto",
                    help="where PyTorch checkpoints run: auto (CUDA when present), cpu, cuda, cuda:1 ... "
