@@ -242,7 +242,8 @@ def _webcam_parser(sub: argparse._SubParsersAction) -> None:
                              "name), a timeline plot and a summary, as `ferkit video`.")
     p.add_argument("--camera", type=int, default=0, help="camera index (default 0; not used with --source)")
     p.add_argument("--source", help="a stream URL or a video file instead of a camera")
-    p.add_argument("--headless", action="store_true", help="no window: print results and write the CSV")
+    p.add_argument("--headless", action="store_true",
+                   help="no window: print a line per recognised frame instead (the CSV is written either way)")
     _add_recognizer_args(p, "runs/webcam")
     _add_stream_args(p, "recognise every N-th frame")
 
