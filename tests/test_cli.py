@@ -29,6 +29,15 @@ def test_closed_stdout_is_quiet():
     err = p.stderr.read().decode()
     assert p.wait() == 141 and err == "", err
 
+
+@pytest.mark.parametrize("args, message", [(["predict"], "ferkit predict needs images"),
+                                           (["train", "--data", "fer.csv"], "ferkit train needs --model")])
+def test_missing_inputs_are_usage_errors(args, message):
+    """Status 2 as for argparse's errors, not 1, which `ferkit predict` gives when files failed."""
+    r = ferkit(*args)
+    assert r.returncode == 2 and r.stderr.startswith(f"ferkit: error: {message}"), r.stderr
+
+
 def test_models_lists_params_and_macs(capsys):
     assert run(["models"]) == 0
     out = capsys.readouterr().out

@@ -373,7 +373,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             result = train(resume=args.resume, progress=not args.quiet, **settings)
         else:
             if ("model" not in args and not args.recipe) or "data" not in args:
-                raise SystemExit("ferkit train: --model (or --recipe) and --data are required (or --resume RUN)")
+                raise ConfigError("ferkit train needs --model (or --recipe) and --data, or --resume RUN")
             base = None
             if args.recipe:
                 from .training.recipes import merged
@@ -418,7 +418,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         from .apps.predict import predict_files
 
         if not args.inputs and not args.file_list:
-            raise SystemExit("ferkit predict: give images, folders or globs, or --file-list")
+            raise ConfigError("ferkit predict needs images, folders or globs, or --file-list")
         res = predict_files(args.inputs, out=args.out, model=args.weights, detector=args.detector,
                             align=not args.no_align, detect=not args.no_detect, save_images=not args.no_save_images,
                             progress=not args.quiet, file_list=args.file_list,
