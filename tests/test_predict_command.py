@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -35,6 +36,21 @@ def test_predict_command_with_no_readable_image_fails(tmp_path):
                         str(tmp_path / "o"), "--quiet"], capture_output=True, text=True)
     assert r.returncode == 1 and "no such file" in r.stderr
 
+
+
+def test_bad_counts_name_their_option(tmp_path):
+    """A count below 1 is refused naming the command-line option and the Python keyword, before any model loads."""
+    import pytest
+
+    from ferkit.apps.predict import predict_files
+    from ferkit.errors import ConfigError
+
+    for kw, message in ((dict(batch=0), "--batch-size (batch) must be >= 1, not 0"),
+                        (dict(threads=-1), "--threads (threads) must be >= 1, not -1"),
+                        (dict(engine="ray", workers=0), "--ray-workers (workers) must be >= 1, not 0"),
+                        (dict(workers=2), "workers (--ray-workers) are for engine='ray'")):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            predict_files([tmp_path / "a.png"], out=tmp_path / "o", progress=False, **kw)
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
     """An --out holds one model's answers: appending with another model, TTA, detector or alignment is refused

@@ -221,11 +221,13 @@ def predict_files(inputs: Iterable[str | Path] = (), out: str | Path = "runs/pre
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     if engine == "local" and workers is not None:
-        raise ConfigError("workers are for engine='ray' (--engine ray)")
+        raise ConfigError("workers (--ray-workers) are for engine='ray' (--engine ray)")
     if engine == "ray" and recognizer is not None:
         raise ConfigError("engine='ray' builds a recogniser in each worker: give model/detector, not recognizer")
-    if batch < 1 or (workers is not None and workers < 1) or (threads is not None and threads < 1):
-        raise ConfigError("batch, workers and threads must be >= 1")
+    for name, flag, value in (("batch", "--batch-size", batch), ("workers", "--ray-workers", workers),
+                              ("threads", "--threads", threads)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} ({name}) must be >= 1, not {value}")
     if engine == "local":
         rec = recognizer or Recognizer(model=model, detector=detector, align=align, threads=threads, tta=tta)
         classifier, settings = rec.classifier, {"detector": rec.detector.name, "align": rec.align, "tta": rec.tta}
