@@ -178,10 +178,10 @@ def _add_model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_stream_args(p: argparse.ArgumentParser, stride_help: str) -> None:
-    p.add_argument("--stride", type=int, default=1, help=stride_help)
+    p.add_argument("--stride", type=int, default=1, metavar="N", help=f"{stride_help} (default: 1, every frame)")
     p.add_argument("--smooth", type=float, default=0.4, metavar="ALPHA",
-                   help="weight of the newest frame in each face's running average (1 = no smoothing)")
-    p.add_argument("--max-frames", type=int, help="stop after N frames")
+                   help="weight of the newest frame in each face's running average (1 = no smoothing; default: 0.4)")
+    p.add_argument("--max-frames", type=int, metavar="N", help="stop after N frames (default: no limit)")
 
 
 def _predict_parser(sub: argparse._SubParsersAction) -> None:
