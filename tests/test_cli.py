@@ -20,7 +20,6 @@ def test_help(cmd):
     assert r.returncode == 0 and r.stdout.startswith(f"usage: ferkit {cmd} "), r.stdout + r.stderr
 
 
-
 def test_closed_stdout_is_quiet():
     """`ferkit recipes | head -1`: the reader is gone before ferkit writes; no BrokenPipeError traceback, and the
     status of a process killed by SIGPIPE."""

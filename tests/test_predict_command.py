@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from ferkit.demo import demo_photo
@@ -37,11 +38,8 @@ def test_predict_command_with_no_readable_image_fails(tmp_path):
     assert r.returncode == 1 and "no such file" in r.stderr
 
 
-
 def test_bad_counts_name_their_option(tmp_path):
     """A count below 1 is refused naming the command-line option and the Python keyword, before any model loads."""
-    import pytest
-
     from ferkit.apps.predict import predict_files
     from ferkit.errors import ConfigError
 
@@ -51,6 +49,7 @@ def test_bad_counts_name_their_option(tmp_path):
                         (dict(workers=2), "workers (--ray-workers) are for engine='ray'")):
         with pytest.raises(ConfigError, match=re.escape(message)):
             predict_files([tmp_path / "a.png"], out=tmp_path / "o", progress=False, **kw)
+
 
 def test_resuming_with_other_settings_is_refused(tmp_path):
     """An --out holds one model's answers: appending with another model, TTA, detector or alignment is refused
