@@ -68,7 +68,8 @@ def _add_data_args(p: argparse.ArgumentParser, labels_default: str | None = "fer
                         "folder with train/ and test/ (or of class folders), or KDEF")
     p.add_argument("--labels", choices=LABEL_SETS, default=labels_default,
                    help="fer2013 (7 classes), ferplus (FER+ majority, 8 classes) or ferplus-soft (vote distributions)"
-                        + ("" if labels_default else "; default: those the checkpoint was trained on"))
+                        + (f" (default: {labels_default})" if labels_default
+                           else "; default: those the checkpoint was trained on"))
     p.add_argument("--ferplus", metavar="CSV", help="fer2013new.csv with FER+ votes (default: beside --data)")
     p.add_argument("--skip-bad-rows", action="store_true", help="skip and count bad rows/files instead of stopping")
 
@@ -83,7 +84,9 @@ def _train_parser(sub: argparse._SubParsersAction) -> None:
     resumable = ", ".join(map(flag_of, RESUMABLE))
     p.add_argument("--resume", metavar="RUN", help="continue runs/<name> (or its last.pt) exactly where it stopped, "
                                                    f"with its own settings; only {resumable} may be given with it")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--quiet", action="store_true",
+                   help="print only the final line: no progress bars, epoch lines, warm-start report or notes "
+                        "on the data (bad rows skipped, photos without a face)")
     p.add_argument("--recipe", metavar="NAME",
                    help="a seed system's recipe (model, optimizer, schedule, epochs, augmentation ...; `ferkit recipes` "
                         "lists them): its settings replace the defaults, and every option given beside it overrides one")
@@ -102,11 +105,12 @@ def _evaluate_parser(sub: argparse._SubParsersAction) -> None:
                         "model's name (`ferkit models`); several (space- or comma-separated): an ensemble")
     _add_data_args(p, labels_default=None)
     p.add_argument("--split", default="test", help="split name or role: PrivateTest/test (default), PublicTest/val, Training/train")
-    p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation")
+    p.add_argument("--tta", choices=TTA_MODES, default="none", help="test-time augmentation (default: none)")
     p.add_argument("--dedup", action="store_true", help="drop rows whose image also occurs in another split")
     p.add_argument("--out", help="output folder (default: <run>/eval-[<onnx file>-]<split>[-<labels>][-<tta>]"
                                  "[-dedup], the labels named when not the model's own; runs/eval-<file stem>/... for "
-                                 "a file outside a run folder, as a shipped model's; runs/ensemble-<members>/... "
+                                 "a file outside a run folder, runs/eval-<name>/... for a shipped model's name; "
+                                 "runs/ensemble-<members>/... "
                                  "for several)")
     p.add_argument("--device", default="auto",
                    help="where PyTorch checkpoints run: auto (CUDA when present), cpu, cuda, cuda:1 ... "
@@ -146,7 +150,7 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--calibration", choices=CALIBRATION_METHODS, default="minmax",
                    help="how int8 activations' ranges are set from those images: the extremes seen (minmax), or "
                         f"the {PERCENTILE}th percentile of their magnitudes (percentile: closer to PyTorch's "
-                        "probabilities, no more accurate; see benchmarks/int8_calibration.md)")
+                        "probabilities, no more accurate; see benchmarks/int8_calibration.md) (default: minmax)")
     p.add_argument("--temperature", type=_temperature, default=1.0, metavar="T|auto",
                    help="divide the logits by T before the softmax (calibrated probabilities; the predicted class "
                         "never changes); auto fits T on the validation split (PublicTest), the selection split "

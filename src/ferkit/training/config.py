@@ -138,9 +138,11 @@ class TrainConfig:
     angles: list[str] = _opt(help="KDEF camera angles: S (straight), HL HR (half left/right), FL FR (full "
                                   "left/right), or all (default: S)", metavar="CODE", factory=lambda: ["S"])
     faces: str = _opt("auto", "image files are face crops (cropped) or photos (detect) whose largest face is found, "
-                              "eye-aligned and cropped to 48x48 as at inference (BlazeFace; crops cached; photos "
-                              "without a face reported and left out); auto: a photo is an image whose shorter side is "
-                              "at least 5x 48 px", choices=FACE_MODES)
+                              "eye-aligned and cropped to the input size (48x48, or ferkit train's --input-size) as "
+                              "at inference (BlazeFace; crops cached; photos without a face reported and left out); "
+                              "auto: a photo is an image whose shorter side is at least 5x the input size (240 px at "
+                              "48)",
+                      choices=FACE_MODES)
     tensorboard: bool = _opt(False, "also log metrics to <run>/tensorboard (pip install 'ferkit[tensorboard]')")
     dropout: float | None = _opt(None, "rate of every Dropout layer", default_help="the model's own")
     sync_bn: bool = _opt(False, "under torchrun on CUDA: BatchNorm statistics over the whole global batch")
