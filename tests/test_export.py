@@ -298,8 +298,22 @@ def test_a_soup_averages_the_weights_and_measures_each_batchnorm_on_the_faces(ch
     val = toy.split("val")
     assert tool.validation_accuracy(a, val) == pytest.approx(a.val_acc, abs=0.5 / len(val))  # as training scored it
     other = Checkpoint(**{**a.__dict__, "classes": a.classes[::-1]})
-    with pytest.raises(SystemExit, match="differ"):
+    with pytest.raises(SystemExit, match="cannot be averaged: classes"):
         tool.average([a, other])
+
+
+def test_a_soup_of_incompatible_members_names_what_differs(checkpoint):
+    """tools/soup_checkpoints.py: members that differ only in normalisation (a run restarted with --init keeps its
+    checkpoint's) are refused with the setting and both values, not with their equal network and classes."""
+    tool = _tool("soup_checkpoints")
+    a = Checkpoint.load(checkpoint)
+    other = Checkpoint(**{**a.__dict__, "mean": a.mean + 0.01})
+    with pytest.raises(SystemExit) as refused:
+        tool.check_compatible([a, other], ["runs/a", "runs/b"])
+    message = str(refused.value)
+    assert message.startswith("runs/a and runs/b cannot be averaged: mean ")
+    assert f"{a.mean:.6g} against {a.mean + 0.01:.6g}" in message and "classes" not in message.split("(")[0]
+    tool.check_compatible([a, Checkpoint(**a.__dict__)])  # the same settings: no complaint
 
 
 def test_a_weighted_soup_weighs_its_members_and_a_greedy_soup_keeps_only_members_that_help(checkpoint, toy,

@@ -32,16 +32,25 @@ from ferkit.core.predict import fit_input, predict_proba, to_input
 from ferkit.data.dataset import Split
 
 
-def check_compatible(members: list[Checkpoint]) -> None:
-    """Exit with a clear message unless the members share network, classes, input size and normalisation."""
-    def kind(c: Checkpoint) -> tuple:
-        return c.model, c.classes, c.input_size, c.channels, c.mean, c.std
+SHARED = ("model", "classes", "input_size", "channels", "mean", "std")
+"""What every member of a soup must share: network, classes, input size and channels, and normalisation."""
 
+
+def check_compatible(members: list[Checkpoint], names: list[str] | None = None) -> None:
+    """Exit with a clear message unless the members share :data:`SHARED`: it names each setting that differs, with
+    both values (``names``: the members as given, for the message)."""
+    names = names or [f"member {i + 1}" for i in range(len(members))]
     first = members[0]
-    for other in members[1:]:
-        if kind(other) != kind(first):
-            raise SystemExit(f"the members differ in network, classes, input or normalisation: {first.model} "
-                             f"{first.classes} and {other.model} {other.classes}")
+    for name, other in zip(names[1:], members[1:]):
+        differ = [f"{key} {_shown(getattr(first, key))} against {_shown(getattr(other, key))}" for key in SHARED
+                  if getattr(first, key) != getattr(other, key)]
+        if differ:
+            raise SystemExit(f"{names[0]} and {name} cannot be averaged: {'; '.join(differ)} (a soup needs one "
+                             "network, with the same classes, input and normalisation)")
+
+
+def _shown(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 def average(members: list[Checkpoint], weights: list[float] | None = None) -> Checkpoint:
@@ -124,7 +133,7 @@ def main() -> None:
         parser.error(f"--weights takes one weight per member: {len(args.members)} members, "
                      f"{len(args.weights)} weights")
     members = [load_checkpoint(p) for p in args.members]
-    check_compatible(members)  # before the greedy soup scores each member
+    check_compatible(members, [str(p) for p in args.members])  # before the greedy soup scores each member
     data = members[0].dataset(args.data)
     train, val = data.split("train"), data.split("val")
     pick = np.sort(np.random.default_rng(0).permutation(len(train.images))[: args.images])
