@@ -111,7 +111,7 @@ class TrainConfig:
                                     "logits + TAU * log(Training class prior), predictions the plain logits; 1 is "
                                     "the paper's choice; 0 = off", metavar="TAU")
     prior_bias: bool = _opt(False, "start the output layer's bias at the log Training class prior")
-    patience: int = _opt(0, "early stopping after N epochs without a better val accuracy; 0 = off")
+    patience: int = _opt(0, "early stopping after N epochs without a better val accuracy; 0 = off", metavar="N")
     finetune_hard: int = _opt(0, "then fine-tune on Training mistakes plus as many replayed images, at lr/10",
                               metavar="EPOCHS")
     seed: int = _opt(0, "seed of the initial weights, the batch order, the augmentation and the held-out "
