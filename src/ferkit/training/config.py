@@ -1,9 +1,9 @@
 """Every knob of a training run, saved as ``config.json`` in the run folder.
 
-:class:`TrainConfig` is the one definition of the training settings: each field carries its help text (and its flag
-where that is not ``--field-name``), the ``ferkit train`` options are generated from the fields
-(:func:`add_train_options`), and :meth:`TrainConfig.to_argv` gives the command that reproduces a run. Imports
-neither PyTorch nor NumPy-heavy training code, so the command line starts fast.
+:class:`TrainConfig` is the one definition of the training settings: each field carries its help text (its flag is
+``--field-name``), the ``ferkit train`` options are generated from the fields (:func:`add_train_options`), and
+:meth:`TrainConfig.to_argv` gives the command that reproduces a run. Imports neither PyTorch nor NumPy-heavy training
+code, so the command line starts fast.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ PLATEAU_MONITORS = ("val_acc", "val_loss")
 LABEL_ENCODINGS = ("index", "frequency")
 
 
-def _opt(default: Any = MISSING, help: str = "", *, flag: str | None = None, metavar: str | None = None,
-         choices: tuple[str, ...] | None = None, default_help: str | None = None, factory: Any = MISSING) -> Any:
+def _opt(default: Any = MISSING, help: str = "", *, metavar: str | None = None, choices: tuple[str, ...] | None = None,
+         default_help: str | None = None, factory: Any = MISSING) -> Any:
     """A field with its command-line help; ``default_help`` says what a ``None`` default means."""
-    meta = {"help": help, "flag": flag, "metavar": metavar, "choices": choices, "default_help": default_help}
+    meta = {"help": help, "metavar": metavar, "choices": choices, "default_help": default_help}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -355,12 +355,11 @@ def _default(f: Field) -> Any:
 
 def flag_of(name: str) -> str:
     """The ``ferkit train`` flag of a setting (a field of TrainConfig or AugmentConfig, or ``no_augment``)."""
-    f = next((f for f in [*fields(TrainConfig), *fields(AugmentConfig)] if f.name == name), None)
-    return _flag(f) if f is not None else "--" + name.replace("_", "-")
+    return "--" + name.replace("_", "-")
 
 
 def _flag(f: Field) -> str:
-    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+    return flag_of(f.name)
 
 
 def _flag_and_values(f: Field, value: Any) -> list[str]:
