@@ -12,8 +12,8 @@ import numpy as np
 
 from ..data.augment import TTA_VIEWS, check_tta
 from .runtime import ModelError, cpu_session
-from .shipped import (DEFAULT_MODEL, SHIPPED_MODELS, ModelSpec, default_model_path, model_list,  # noqa: F401
-                      resolve_model, shipped_models)
+from .shipped import (DEFAULT_MODEL, ModelSpec, default_model_path, model_list, resolve_model,  # noqa: F401
+                      shipped_models)
 
 def _class_list(path: Path, text: str) -> tuple[str, ...]:
     """The ``classes`` metadata of a ferkit ONNX model: a JSON list of names."""
