@@ -488,8 +488,8 @@ class Trainer:
         return {"lr": lr, "train_loss": loss_sum / seen, "train_acc": correct / seen, "images_per_s": seen / elapsed,
                 "epoch_s": elapsed}
 
-    def _run_stage_epoch(self, split: Split, pool: np.ndarray | None, total: int) -> tuple[float, float]:
-        stats = self.train_epoch(split, pool, desc=f"{self.stage} epoch {self.epoch + 1}/{total}")
+    def _run_stage_epoch(self, pool: np.ndarray | None, total: int) -> tuple[float, float]:
+        stats = self.train_epoch(self.train_split, pool, desc=f"{self.stage} epoch {self.epoch + 1}/{total}")
         val_acc, val_loss = self.validate()
         self.epoch += 1
         row = {"epoch": self.epoch, "stage": self.stage, **stats, "val_loss": val_loss, "val_acc": val_acc}
@@ -514,7 +514,7 @@ class Trainer:
                        f"{len(self.train_split)} train / {len(self.val_split)} val images -> {self.run_dir}")
         stopped = False
         while self.stage == "main" and self.epoch < cfg.epochs and not _patience_spent(cfg, self.bad_epochs):
-            val_acc, val_loss = self._run_stage_epoch(self.train_split, None, cfg.epochs)
+            val_acc, val_loss = self._run_stage_epoch(None, cfg.epochs)
             self.schedule.step_epoch(val_acc, val_loss)
             if _patience_spent(cfg, self.bad_epochs):
                 stopped = True
@@ -528,7 +528,7 @@ class Trainer:
             total = self._main_epochs + cfg.finetune_hard
             while self.epoch < total:
                 pool = None if self._partial is not None else self._hard_pool()  # a cut epoch keeps its own
-                self._run_stage_epoch(self.train_split, pool, total)
+                self._run_stage_epoch(pool, total)
                 self.save_last()
         self.stage = "done"
         self.save_last()
