@@ -100,7 +100,7 @@ def evaluate(checkpoint: str | Path | Sequence[str | Path], data: str | Path | F
         labels = lut[s.labels]
     probs = ensemble_proba(list(zip(models, ckpts)), s.images, tta=tta, device=dev, progress=progress)
     metrics = classification_metrics(probs, labels, classes)
-    if dropped or list(dataset.classes) != classes:
+    if list(dataset.classes) != classes:
         missing = [c for c, i in zip(dataset.classes, label_map(dataset.classes, classes)) if i < 0]
         metrics["label_mapping"] = {"data_classes": list(dataset.classes), "dropped_rows": dropped,
                                     "dropped_classes": missing}
