@@ -215,7 +215,7 @@ def copy_weights(graph: KerasGraph, model: nn.Module) -> None:
     model.eval()
 
 
-def _check_faces(graph: KerasGraph, expect: str | Path | None, classes: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _check_faces(graph: KerasGraph, expect: str | Path | None) -> tuple[np.ndarray, np.ndarray | None]:
     """Grey faces (N, H, W) for the check, as ferkit's models take them (a colour network: repeated to its channels),
     with Keras' probabilities for them from ``expect``, else random ones and None."""
     h, w, c = graph.input_shape
@@ -226,9 +226,9 @@ def _check_faces(graph: KerasGraph, expect: str | Path | None, classes: int) -> 
             faces, probs = npz["faces"], npz["probs"]
     except (OSError, KeyError, ValueError) as exc:
         raise ConfigError(f"{expect}: not an .npz with 'faces' and 'probs' ({' '.join(str(exc).split())})") from None
-    if faces.shape[1:] not in ((h, w), (h, w, c)) or probs.shape != (len(faces), classes):
+    if faces.shape[1:] not in ((h, w), (h, w, c)) or probs.shape != (len(faces), graph.num_classes):
         raise ConfigError(f"{expect}: faces {faces.shape} and probs {probs.shape} do not fit the model's input "
-                          f"{h}x{w}x{c} and {classes} classes")
+                          f"{h}x{w}x{c} and {graph.num_classes} classes")
     if faces.ndim == 4:
         if (faces != faces[..., :1]).any():
             raise ConfigError(f"{expect}: colour faces; ferkit's networks see grey faces (repeated to {c} channels "
@@ -277,7 +277,7 @@ def import_keras(path: str | Path, json_path: str | Path | None = None, model: s
                         seed.std if std is None else std, seed.source)
     if len(pre.classes) != graph.num_classes:
         raise ConfigError(f"{len(pre.classes)} class names for a model of {graph.num_classes} outputs: pass --classes")
-    faces, reference_probs = _check_faces(graph, expect, graph.num_classes)
+    faces, reference_probs = _check_faces(graph, expect)
     out = Path(out) if out else Path("runs") / f"keras-{path.stem}"
     out.mkdir(parents=True, exist_ok=True)
     h, _, c = graph.input_shape
