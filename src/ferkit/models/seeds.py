@@ -142,11 +142,11 @@ class KerasAugment(nn.Module):
         return (x - mean) * factor + mean
 
 
-def _seed004_head(num_classes: int, cin: int, dropouts: int) -> list[nn.Module]:
-    """Global average pooling (as the seed's model 1; it keeps the network input-size agnostic), then Dense 256 and
-    128 with Dropout(0.3) (model 1's rate) before each; ``dropouts=3`` adds model 4's third, between the last two
-    Dense layers."""
-    head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), *dense(cin, 256, dropout=0.3),
+def _seed004_head(num_classes: int, dropouts: int) -> list[nn.Module]:
+    """Global average pooling of models 3 and 4's 1024 channels (as the seed's model 1; it keeps the network
+    input-size agnostic), then Dense 256 and 128 with Dropout(0.3) (model 1's rate) before each; ``dropouts=3`` adds
+    model 4's third, between the last two Dense layers."""
+    head: list[nn.Module] = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.3), *dense(1024, 256, dropout=0.3),
                              *dense(256, 128)]
     if dropouts == 3:
         head.append(nn.Dropout(0.3))
@@ -180,7 +180,7 @@ def _seed004_deep(num_classes: int, in_chans: int, model4: bool) -> nn.Module:
                nn.MaxPool2d(2), *conv_act(512, 1024), group_norm(1024), *conv_act(1024, 1024, bn=True),
                *conv_act(1024, 1024, "sigmoid"), *conv_act(1024, 1024, "tanh"), *conv_act(1024, 1024, "leaky", bn=model4),
                nn.MaxPool2d(2)]
-    return keras_init(nn.Sequential(*layers, *_seed004_head(num_classes, 1024, dropouts=3 if model4 else 2)))
+    return keras_init(nn.Sequential(*layers, *_seed004_head(num_classes, dropouts=3 if model4 else 2)))
 
 
 @register_model("seed004_model3", "seed 004 model 3: 14 convs to 1024 with tanh/sigmoid/LeakyReLU, GroupNorm and "
