@@ -67,7 +67,7 @@ def driver_write_us(records_file: Path, out: Path, classes: tuple[str, ...], rep
     records again and again, in batches of 16): the bound on one driver's rate."""
     records = [json.loads(line) for line in records_file.read_text().splitlines()] * repeat
     out.mkdir()
-    outputs = O.Outputs(out, {"csv", "jsonl", "parquet"}, classes, overwrite=False)
+    outputs = O.Outputs(out, {"csv", "jsonl", "parquet"}, classes, overwrite=False, settings={})
     start = time.perf_counter()
     for i in range(0, len(records), 16):
         outputs.write(records[i:i + 16])

@@ -318,3 +318,17 @@ def test_ray_engine_with_two_workers_gives_the_local_rows(photos, clean, tmp_pat
         ray.shutdown()
     assert (s.images, s.faces, s.failed) == (300, 300, []) and resources["CPU"] == 2
     assert_same_results(tmp_path, clean)
+
+
+def test_the_benchmarks_driver_write_rate_writes_every_record(clean, rec, tmp_path):
+    """benchmarks/predict_scale.py's driver_write_us: the records appended again and again, in every format (it
+    stopped with a TypeError once Outputs took the settings record)."""
+    import importlib.util
+
+    pytest.importorskip("pyarrow")
+    spec = importlib.util.spec_from_file_location(
+        "predict_scale", Path(__file__).parents[1] / "benchmarks" / "predict_scale.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.driver_write_us(clean / "predictions.jsonl", tmp_path / "w", tuple(rec.classes), repeat=2) > 0
+    assert len(jsonl(tmp_path / "w")) == 2 * len(jsonl(clean)) and len(parquet_rows(tmp_path / "w")) == 600
