@@ -327,12 +327,12 @@ def _add_option(p: Any, f: Field, default: Any, help: str | None = None) -> None
     if kind is bool:
         if default is not False:
             raise TypeError(f"{f.name}: a flag's default must be False")
-        p.add_argument(_flag(f), action="store_true", **kw)
+        p.add_argument(flag_of(f.name), action="store_true", **kw)
         return
     kw.update(type=kind, metavar=meta.get("metavar"), choices=meta.get("choices"))
     if kind is list:
         kw.update(type=str, nargs="+")
-    p.add_argument(_flag(f), **kw)
+    p.add_argument(flag_of(f.name), **kw)
 
 
 def _option_fields(cls: type) -> list[Field]:
@@ -358,14 +358,10 @@ def flag_of(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-def _flag(f: Field) -> str:
-    return flag_of(f.name)
-
-
 def _flag_and_values(f: Field, value: Any) -> list[str]:
     if value is True:
-        return [_flag(f)]
-    return [_flag(f), *map(str, value if isinstance(value, list) else [value])]
+        return [flag_of(f.name)]
+    return [flag_of(f.name), *map(str, value if isinstance(value, list) else [value])]
 
 
 def _augment_from_dict(d: Mapping[str, Any]) -> AugmentConfig:
