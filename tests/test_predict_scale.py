@@ -295,7 +295,7 @@ def test_overwrite_and_option_errors(photos, rec, clean, tmp_path, monkeypatch):
         predict_files([photos], out=tmp_path, formats=["xlsx"])
     with pytest.raises(ValueError, match="engine='ray'"):
         predict_files([photos], out=tmp_path, workers=2)
-    with pytest.raises(SystemExit, match="or --file-list"):
+    with pytest.raises(ConfigError, match="needs images, folders or globs, or --file-list"):
         run(["predict", "--out", str(tmp_path)])
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(ImportError, match=r"pip install 'ferkit\[parquet\]'"):
