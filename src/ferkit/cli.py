@@ -266,7 +266,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=16, help="most images in one batch request (default 16)")
     p.add_argument("--https", action="store_true",
                    help="serve over HTTPS (a phone's browser opens the camera only on https pages) with a self-signed "
-                        "certificate made once and kept in ~/.config/ferkit/tls/ (its SHA-256 fingerprint is printed); "
+                        "certificate made once and kept in the user's config folder (~/.config/ferkit/tls/ on Linux; "
+                        "$FERKIT_CONFIG_DIR/tls/ when set; its SHA-256 fingerprint is printed); "
                         "needs pip install 'ferkit[https]'")
     p.add_argument("--certfile", metavar="PEM", help="serve over HTTPS with this certificate (chain) instead; with --keyfile")
     p.add_argument("--keyfile", metavar="PEM", help="the private key of --certfile")
