@@ -262,8 +262,8 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
     _add_model_args(p)
     _add_with_alias(p, "--concurrency", "--workers", type=int, default=1, metavar="N", dest="concurrency",
                     help="images processed at once (default 1)")
-    p.add_argument("--max-image-mb", type=float, default=10, help="largest image accepted, MiB (default 10)")
-    p.add_argument("--max-batch", type=int, default=16, help="most images in one batch request (default 16)")
+    p.add_argument("--max-image-mb", type=float, default=10, metavar="MIB", help="largest image accepted, MiB (default 10)")
+    p.add_argument("--max-batch", type=int, default=16, metavar="N", help="most images in one batch request (default 16)")
     p.add_argument("--https", action="store_true",
                    help="serve over HTTPS (a phone's browser opens the camera only on https pages) with a self-signed "
                         "certificate made once and kept in the user's config folder (~/.config/ferkit/tls/ on Linux; "
