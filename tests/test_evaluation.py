@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from repo_scripts import load_script
 
 from ferkit.data.labels import FER2013_CLASSES, FERPLUS_CLASSES, label_map
 from ferkit.data.synthetic import synthetic_dataset
@@ -248,12 +249,7 @@ def test_a_shipped_model_is_evaluated_by_name(toy, tmp_path):
 def test_greedy_ensemble_selection_adds_members_only_while_they_help():
     """benchmarks/ensemble_greedy.py: the best single model first, then the member that fixes the most faces;
     a member that would lower the accuracy is never added, and the selection stops."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "ensemble_greedy", Path(__file__).parents[1] / "benchmarks" / "ensemble_greedy.py")
-    greedy = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(greedy)
+    greedy = load_script("benchmarks/ensemble_greedy.py")
     labels = np.array([0, 0, 0, 1, 1, 1])
 
     def probs(correct):  # confident (0.8) and right where ``correct`` says, 0.8 on the wrong class elsewhere

@@ -4,10 +4,10 @@ import importlib.util
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from repo_scripts import load_script
 
 from ferkit.core.checkpoint import Checkpoint
 from ferkit.core.predict import to_input
@@ -98,10 +98,7 @@ def _weight_peak(path) -> int:
 
 def _tool(name: str):
     """The script tools/NAME.py, imported as a module."""
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "tools" / f"{name}.py")
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_script(f"tools/{name}.py")
 
 
 def _runs_unfused(clf: EmotionClassifier) -> bool:

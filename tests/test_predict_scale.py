@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from repo_scripts import load_script
 
 from ferkit.apps import predict as P
 from ferkit.apps import predict_outputs
@@ -323,12 +324,7 @@ def test_ray_engine_with_two_workers_gives_the_local_rows(photos, clean, tmp_pat
 def test_the_benchmarks_driver_write_rate_writes_every_record(clean, rec, tmp_path):
     """benchmarks/predict_scale.py's driver_write_us: the records appended again and again, in every format (it
     stopped with a TypeError once Outputs took the settings record)."""
-    import importlib.util
-
     pytest.importorskip("pyarrow")
-    spec = importlib.util.spec_from_file_location(
-        "predict_scale", Path(__file__).parents[1] / "benchmarks" / "predict_scale.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_script("benchmarks/predict_scale.py")
     assert bench.driver_write_us(clean / "predictions.jsonl", tmp_path / "w", tuple(rec.classes), repeat=2) > 0
     assert len(jsonl(tmp_path / "w")) == 2 * len(jsonl(clean)) and len(parquet_rows(tmp_path / "w")) == 600
