@@ -6,6 +6,9 @@ Only the chosen ensemble is then scored on PrivateTest; the other candidates' Pr
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble_greedy.py --data ../shared/data/fer2013.csv.gz \\
         --tta flip --candidates flagship default runs/*/best.pt
 
+A candidate trained on other classes (the shipped `ferplus` model: FER+'s eight, in FER+'s order) is scored on the
+data's classes: its probabilities reordered to them, the classes the data lacks (Contempt) dropped, renormalised.
+
 Each candidate's probabilities are cached under --cache (keyed by the file's and the split's content hashes and the
 TTA), so that a rerun with more candidates scores only the new ones. Candidates with the same content are scored once.
 """
@@ -22,6 +25,7 @@ from ferkit.core.predict import ensemble_proba, load_member
 from ferkit.core.runtime import file_sha256
 from ferkit.core.shipped import model_list, resolve_model
 from ferkit.data import load_dataset
+from ferkit.data.labels import label_map
 from ferkit.data.dataset import Split
 
 
@@ -30,14 +34,29 @@ def _faces_digest(split: Split) -> str:
     return hashlib.sha256(split.images.tobytes()).hexdigest()[:8]
 
 
-def _probs(path: Path, split: Split, faces: str, tta: str, cache: Path) -> np.ndarray:
-    """``path``'s probabilities on ``split`` (whose faces' digest is ``faces``), from --cache when this file has
-    scored these faces with this TTA."""
+def on_classes(p: np.ndarray, source: list[str] | tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
+    """Probabilities ``p`` over ``source``'s classes as probabilities over ``target``'s: reordered, the classes
+    ``target`` lacks dropped, each row renormalised. Refused when ``target`` has a class ``source`` lacks."""
+    lut = label_map(source, target)
+    missing = sorted(set(range(len(target))) - set(lut[lut >= 0].tolist()))
+    if missing:
+        raise SystemExit(f"a candidate's classes {list(source)} lack {[target[i] for i in missing]}")
+    out = np.zeros((len(p), len(target)), dtype=np.float64)
+    out[:, lut[lut >= 0]] = p[:, lut >= 0]
+    return (out / out.sum(1, keepdims=True)).astype(np.float32)
+
+
+def _probs(path: Path, split: Split, classes: tuple[str, ...], faces: str, tta: str, cache: Path) -> np.ndarray:
+    """``path``'s probabilities on ``split`` (whose faces' digest is ``faces``) over the data's ``classes``, from
+    --cache when this file has scored these faces with this TTA."""
     file = cache / f"{file_sha256(path)}-{split.name}-{faces}-{tta}.npy"
     if not file.exists():
         member = load_member(path)
+        p = ensemble_proba([member], split.images, tta=tta)
+        if tuple(member[1].classes) != tuple(classes):
+            p = on_classes(p, member[1].classes, classes)
         file.parent.mkdir(parents=True, exist_ok=True)
-        np.save(file, ensemble_proba([member], split.images, tta=tta).astype(np.float32))
+        np.save(file, p.astype(np.float32))
     return np.load(file)
 
 
@@ -82,7 +101,7 @@ def main() -> None:
     cache = Path(args.cache)
     probs, pub_faces = {}, _faces_digest(pub)
     for p in cands:
-        probs[p] = _probs(p, pub, pub_faces, args.tta, cache)
+        probs[p] = _probs(p, pub, data.classes, pub_faces, args.tta, cache)
         acc, nll = _score(probs[p], pub.labels)
         print(f"candidate {p}: PublicTest {100 * acc:.2f}% (log-loss {nll:.4f})", flush=True)
 
@@ -94,7 +113,7 @@ def main() -> None:
     print(f"chosen on PublicTest (tta={args.tta}): {names}: {100 * steps[-1][1]:.2f}%")
     priv = data.split("PrivateTest")
     priv_faces = _faces_digest(priv)
-    ens = np.mean([_probs(p, priv, priv_faces, args.tta, cache) for p in chosen], axis=0)
+    ens = np.mean([_probs(p, priv, data.classes, priv_faces, args.tta, cache) for p in chosen], axis=0)
     acc, nll = _score(ens, priv.labels)
     print(f"its PrivateTest (tta={args.tta}): {100 * acc:.2f}% (log-loss {nll:.4f})")
 

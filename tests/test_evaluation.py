@@ -265,3 +265,18 @@ def test_greedy_ensemble_selection_adds_members_only_while_they_help():
     steps = greedy.greedy_select([weak, a, b], labels, max_size=5)
     assert sorted(i for i, _, _ in steps) == [1, 2] and steps[-1][1] == 1.0
     assert [i for i, _, _ in greedy.greedy_select([a, weak], labels, max_size=5)] == [0]
+
+
+def test_greedy_ensemble_maps_a_ferplus_candidate_onto_fer2013_classes():
+    """A FER+ candidate's eight probabilities become FER2013's seven: reordered by name (Anger -> Angry ...),
+    Contempt dropped, rows summing to one; data classes the candidate lacks are refused."""
+    greedy = load_script("benchmarks/ensemble_greedy.py")
+    from ferkit.data.labels import FER2013_CLASSES, FERPLUS_CLASSES
+
+    p = np.array([[0.1, 0.2, 0.05, 0.05, 0.3, 0.05, 0.05, 0.2]])  # Neutral, Happiness, ..., Fear, Contempt
+    out = greedy.on_classes(p, FERPLUS_CLASSES, FER2013_CLASSES)
+    assert out.shape == (1, 7) and np.isclose(out.sum(), 1.0)
+    by_name = dict(zip(FER2013_CLASSES, out[0] * 0.8))  # Contempt's 0.2 spread back over the seven
+    assert np.allclose([by_name["Angry"], by_name["Happy"], by_name["Neutral"]], [0.3, 0.2, 0.1])
+    with pytest.raises(SystemExit, match="lack"):
+        greedy.on_classes(out, FER2013_CLASSES[:6], FER2013_CLASSES)
