@@ -1,7 +1,9 @@
 """Greedy ensemble selection (Caruana et al., 2004) over every candidate model at hand, on PublicTest only: start
-from the best single candidate, then repeatedly add (with replacement: a model may count twice) the candidate that
-raises PublicTest accuracy the most (ties: the lower log-loss), until none raises it or --max-size members are in.
-Only the chosen ensemble is then scored on PrivateTest; the other candidates' PrivateTest is never computed.
+from the best single candidate, then repeatedly add (with replacement: a model may count twice) the candidate whose
+addition scores best on PublicTest (accuracy; ties: the lower log-loss), --max-size times; the ensemble kept is the step with
+the best PublicTest accuracy (ties: the lower log-loss, then the fewer members), as in the paper, so that a pair
+that only helps together is still found past a step that lowers the accuracy. Only the chosen ensemble is then
+scored on PrivateTest; the other candidates' PrivateTest is never computed.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble_greedy.py --data ../shared/data/fer2013.csv.gz \\
         --tta flip --candidates flagship default runs/*/best.pt
@@ -65,20 +67,24 @@ def _score(p: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return float((p.argmax(1) == labels).mean()), float(-np.log(p[np.arange(len(labels)), labels] + 1e-9).mean())
 
 
-def greedy_select(probs: list[np.ndarray], labels: np.ndarray, max_size: int) -> list[tuple[int, float, float]]:
-    """The greedy ensemble's steps: (index into ``probs`` added, the ensemble's accuracy and log-loss on ``labels``
-    after it), repeats allowed. Each step adds the member whose addition scores best (accuracy, then lower
-    log-loss); the selection stops when no addition raises the accuracy or ``max_size`` members are in."""
+def greedy_steps(probs: list[np.ndarray], labels: np.ndarray, max_size: int) -> list[tuple[int, float, float]]:
+    """The greedy ensemble's ``max_size`` steps: (index into ``probs`` added, the ensemble's accuracy and log-loss
+    on ``labels`` after it), repeats allowed. Each step adds the member whose addition scores best (accuracy, then
+    lower log-loss)."""
     steps: list[tuple[int, float, float]] = []
     total = np.zeros_like(probs[0], dtype=np.float64)
-    while len(steps) < max_size:
-        trials = [_score((total + p) / (len(steps) + 1), labels) for p in probs]
+    for n in range(1, max_size + 1):
+        trials = [_score((total + p) / n, labels) for p in probs]
         pick = max(range(len(probs)), key=lambda i: (trials[i][0], -trials[i][1]))
-        if steps and trials[pick][0] <= steps[-1][1]:
-            break
         steps.append((pick, *trials[pick]))
         total += probs[pick]
     return steps
+
+
+def best_size(steps: list[tuple[int, float, float]]) -> int:
+    """How many of ``steps`` to keep: up to the best-scoring step (accuracy, then lower log-loss, then the
+    earlier)."""
+    return 1 + max(range(len(steps)), key=lambda k: (steps[k][1], -steps[k][2], -k))
 
 
 def main() -> None:
@@ -105,9 +111,11 @@ def main() -> None:
         acc, nll = _score(probs[p], pub.labels)
         print(f"candidate {p}: PublicTest {100 * acc:.2f}% (log-loss {nll:.4f})", flush=True)
 
-    steps = greedy_select([probs[p] for p in cands], pub.labels, args.max_size)
+    steps = greedy_steps([probs[p] for p in cands], pub.labels, args.max_size)
+    keep = best_size(steps)
     for n, (i, acc, nll) in enumerate(steps, 1):
-        print(f"step {n}: + {cands[i]} -> PublicTest {100 * acc:.2f}% (log-loss {nll:.4f})")
+        print(f"step {n}: + {cands[i]} -> PublicTest {100 * acc:.2f}% (log-loss {nll:.4f}){' <- kept' * (n == keep)}")
+    steps = steps[:keep]
     chosen = [cands[i] for i, _, _ in steps]
     names = ", ".join(f"{p} x{chosen.count(p)}" for p in dict.fromkeys(chosen))
     print(f"chosen on PublicTest (tta={args.tta}): {names}: {100 * steps[-1][1]:.2f}%")

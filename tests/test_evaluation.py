@@ -246,9 +246,10 @@ def test_a_shipped_model_is_evaluated_by_name(toy, tmp_path):
     assert not (tmp_path / "curves.png").exists()
 
 
-def test_greedy_ensemble_selection_adds_members_only_while_they_help():
-    """benchmarks/ensemble_greedy.py: the best single model first, then the member that fixes the most faces;
-    a member that would lower the accuracy is never added, and the selection stops."""
+def test_greedy_ensemble_selection_keeps_the_best_step():
+    """benchmarks/ensemble_greedy.py: the best single model first, then the member that fixes the most faces; the
+    ensemble kept ends at the best step, so that steps that lower the accuracy are dropped, and a pair that only
+    helps together is found past a step that lowered it."""
     greedy = load_script("benchmarks/ensemble_greedy.py")
     labels = np.array([0, 0, 0, 1, 1, 1])
 
@@ -262,9 +263,27 @@ def test_greedy_ensemble_selection_adds_members_only_while_they_help():
     weak = probs([0, 0, 0, 0, 0, 1])  # 1/6
     a[[0, 1]] = [[0.95, 0.05]] * 2  # each is surer where it is right: their average gets all six faces
     b[[4, 5]] = [[0.05, 0.95]] * 2
-    steps = greedy.greedy_select([weak, a, b], labels, max_size=5)
-    assert sorted(i for i, _, _ in steps) == [1, 2] and steps[-1][1] == 1.0
-    assert [i for i, _, _ in greedy.greedy_select([a, weak], labels, max_size=5)] == [0]
+    steps = greedy.greedy_steps([weak, a, b], labels, max_size=5)
+    assert len(steps) == 5
+    kept = steps[:greedy.best_size(steps)]
+    assert sorted(i for i, _, _ in kept) == [1, 2] and kept[-1][1] == 1.0
+    steps = greedy.greedy_steps([a, weak], labels, max_size=3)
+    assert [i for i, _, _ in steps[:greedy.best_size(steps)]] == [0]
+
+    # Three models, each right on 4 of 6 faces and surer where wrong (0.9) than where right (0.8): any two
+    # together get only the faces both get right, but the three outvote each one's errors. The second step cannot
+    # raise the accuracy (a selection that stopped there keeps one model); the best step holds all three.
+    labels = np.array([0, 0, 1, 1, 0, 1])
+
+    def wrong_on(faces):
+        p = np.where(np.arange(2) == labels[:, None], 0.8, 0.2)
+        p[faces] = 1 - np.where(np.arange(2) == labels[faces, None], 0.9, 0.1)
+        return p
+
+    trio = [wrong_on([4, 5]), wrong_on([0, 1]), wrong_on([2, 3])]
+    steps = greedy.greedy_steps(trio, labels, max_size=6)
+    kept = steps[:greedy.best_size(steps)]
+    assert steps[1][1] <= steps[0][1] and set(i for i, _, _ in kept) == {0, 1, 2} and kept[-1][1] == 1.0
 
 
 def test_greedy_ensemble_maps_a_ferplus_candidate_onto_fer2013_classes():
