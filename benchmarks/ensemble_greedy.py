@@ -1,9 +1,9 @@
 """Greedy ensemble selection (Caruana et al., 2004) over every candidate model at hand, on PublicTest only: start
-from the best single candidate, then repeatedly add (with replacement: a model may count twice) the candidate whose
-addition scores best on PublicTest (accuracy; ties: the lower log-loss), --max-size times; the ensemble kept is the step with
-the best PublicTest accuracy (ties: the lower log-loss, then the fewer members), as in the paper, so that a pair
-that only helps together is still found past a step that lowers the accuracy. Only the chosen ensemble is then
-scored on PrivateTest; the other candidates' PrivateTest is never computed.
+from the best single candidate, then repeatedly add (with replacement: a model may count twice) the candidate
+whose addition scores best on PublicTest (accuracy; ties: the lower log-loss), --max-size times; the ensemble kept
+is the step with the best PublicTest accuracy (ties: the lower log-loss, then the fewer members), as in the paper,
+so that members that only help together are still found past a step that lowers the accuracy. Only the chosen
+ensemble is then scored on PrivateTest; the other candidates' PrivateTest is never computed.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble_greedy.py --data ../shared/data/fer2013.csv.gz \\
         --tta flip --candidates flagship default runs/*/best.pt
@@ -27,8 +27,8 @@ from ferkit.core.predict import ensemble_proba, load_member
 from ferkit.core.runtime import file_sha256
 from ferkit.core.shipped import model_list, resolve_model
 from ferkit.data import load_dataset
-from ferkit.data.labels import label_map
 from ferkit.data.dataset import Split
+from ferkit.data.labels import label_map
 
 
 def _faces_digest(split: Split) -> str:
