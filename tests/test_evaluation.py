@@ -248,8 +248,8 @@ def test_a_shipped_model_is_evaluated_by_name(toy, tmp_path):
 
 def test_greedy_ensemble_selection_keeps_the_best_step():
     """benchmarks/ensemble_greedy.py: the best single model first, then the member that fixes the most faces; the
-    ensemble kept ends at the best step, so that steps that lower the accuracy are dropped, and a pair that only
-    helps together is found past a step that lowered it."""
+    ensemble kept ends at the best step, so that steps that lower the accuracy are dropped, and members that only
+    help together are found past a step that did not raise it."""
     greedy = load_script("benchmarks/ensemble_greedy.py")
     labels = np.array([0, 0, 0, 1, 1, 1])
 
