@@ -28,24 +28,12 @@ from ferkit.core.runtime import file_sha256
 from ferkit.core.shipped import model_list, resolve_model
 from ferkit.data import load_dataset
 from ferkit.data.dataset import Split
-from ferkit.data.labels import label_map
+from ferkit.data.labels import probabilities_on
 
 
 def _faces_digest(split: Split) -> str:
     """A short digest of ``split``'s faces, in the cache's keys so that other data never hits the cache."""
     return hashlib.sha256(split.images.tobytes()).hexdigest()[:8]
-
-
-def on_classes(p: np.ndarray, source: list[str] | tuple[str, ...], target: tuple[str, ...]) -> np.ndarray:
-    """Probabilities ``p`` over ``source``'s classes as probabilities over ``target``'s: reordered, the classes
-    ``target`` lacks dropped, each row renormalised. Refused when ``target`` has a class ``source`` lacks."""
-    lut = label_map(source, target)
-    missing = sorted(set(range(len(target))) - set(lut[lut >= 0].tolist()))
-    if missing:
-        raise SystemExit(f"a candidate's classes {list(source)} lack {[target[i] for i in missing]}")
-    out = np.zeros((len(p), len(target)), dtype=np.float64)
-    out[:, lut[lut >= 0]] = p[:, lut >= 0]
-    return (out / out.sum(1, keepdims=True)).astype(np.float32)
 
 
 def _probs(path: Path, split: Split, classes: tuple[str, ...], faces: str, tta: str, cache: Path) -> np.ndarray:
@@ -56,7 +44,10 @@ def _probs(path: Path, split: Split, classes: tuple[str, ...], faces: str, tta: 
         member = load_member(path)
         p = ensemble_proba([member], split.images, tta=tta)
         if tuple(member[1].classes) != tuple(classes):
-            p = on_classes(p, member[1].classes, classes)
+            try:
+                p = probabilities_on(p, member[1].classes, classes)
+            except ValueError as exc:
+                raise SystemExit(f"{path}: {exc}") from exc
         file.parent.mkdir(parents=True, exist_ok=True)
         np.save(file, p.astype(np.float32))
     return np.load(file)

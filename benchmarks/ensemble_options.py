@@ -12,7 +12,7 @@ import argparse
 import numpy as np
 
 from ferkit.data import FER2013_CLASSES, load_dataset
-from ferkit.data.labels import label_map
+from ferkit.data.labels import probabilities_on
 from ferkit.inference import load_classifier
 
 
@@ -24,12 +24,7 @@ def main() -> None:
     split = load_dataset(args.data).split("PublicTest")
     classifiers = {name: load_classifier(name) for name in ("flagship", "default", "ferplus")}
     probs = {name: clf.predict_proba(split.images, tta=args.tta) for name, clf in classifiers.items()}
-    lut = label_map(classifiers["ferplus"].classes, FER2013_CLASSES)  # FER+ class -> FER2013 class (-1: Contempt)
-    mapped = np.zeros((len(split.labels), len(FER2013_CLASSES)))
-    for i, j in enumerate(lut):
-        if j >= 0:
-            mapped[:, j] += probs["ferplus"][:, i]
-    mapped /= mapped.sum(1, keepdims=True)
+    mapped = probabilities_on(probs["ferplus"], classifiers["ferplus"].classes, FER2013_CLASSES)  # Contempt dropped
 
     def acc(p: np.ndarray) -> str:
         return f"{100 * (p.argmax(1) == split.labels).mean():.2f}%"

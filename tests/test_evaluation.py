@@ -286,16 +286,16 @@ def test_greedy_ensemble_selection_keeps_the_best_step():
     assert steps[1][1] <= steps[0][1] and set(i for i, _, _ in kept) == {0, 1, 2} and kept[-1][1] == 1.0
 
 
-def test_greedy_ensemble_maps_a_ferplus_candidate_onto_fer2013_classes():
-    """A FER+ candidate's eight probabilities become FER2013's seven: reordered by name (Anger -> Angry ...),
-    Contempt dropped, rows summing to one; data classes the candidate lacks are refused."""
-    greedy = load_script("benchmarks/ensemble_greedy.py")
-    from ferkit.data.labels import FER2013_CLASSES, FERPLUS_CLASSES
+def test_a_ferplus_models_probabilities_onto_fer2013_classes():
+    """A FER+ model's eight probabilities become FER2013's seven (data.labels.probabilities_on, used by the ensemble
+    benchmarks): reordered by name (Anger -> Angry ...), Contempt dropped, rows summing to one; data classes the
+    model lacks are refused."""
+    from ferkit.data.labels import FER2013_CLASSES, FERPLUS_CLASSES, probabilities_on
 
     p = np.array([[0.1, 0.2, 0.05, 0.05, 0.3, 0.05, 0.05, 0.2]])  # Neutral, Happiness, ..., Fear, Contempt
-    out = greedy.on_classes(p, FERPLUS_CLASSES, FER2013_CLASSES)
+    out = probabilities_on(p, FERPLUS_CLASSES, FER2013_CLASSES)
     assert out.shape == (1, 7) and np.isclose(out.sum(), 1.0)
     by_name = dict(zip(FER2013_CLASSES, out[0] * 0.8))  # Contempt's 0.2 spread back over the seven
     assert np.allclose([by_name["Angry"], by_name["Happy"], by_name["Neutral"]], [0.3, 0.2, 0.1])
-    with pytest.raises(SystemExit, match="lack"):
-        greedy.on_classes(out, FER2013_CLASSES[:6], FER2013_CLASSES)
+    with pytest.raises(ValueError, match="lack"):
+        probabilities_on(out, FER2013_CLASSES[:6], FER2013_CLASSES)

@@ -22,3 +22,17 @@ def label_map(source: tuple[str, ...] | list[str], target: tuple[str, ...] | lis
     (FER+'s Contempt in FER2013)."""
     index = {_CANONICAL.get(c, c): i for i, c in enumerate(target)}
     return np.array([index.get(_CANONICAL.get(c, c), -1) for c in source], dtype=np.int64)
+
+
+def probabilities_on(p: np.ndarray, source: tuple[str, ...] | list[str],
+                     target: tuple[str, ...] | list[str]) -> np.ndarray:
+    """Class probabilities ``p`` over ``source``'s classes as probabilities over ``target``'s: matched by emotion
+    (:func:`label_map`), the classes ``target`` lacks dropped, each row renormalised. A ValueError when ``target``
+    has a class ``source`` lacks."""
+    lut = label_map(source, target)
+    missing = sorted(set(range(len(target))) - set(lut[lut >= 0].tolist()))
+    if missing:
+        raise ValueError(f"a model's classes {list(source)} lack {[target[i] for i in missing]}")
+    out = np.zeros((len(p), len(target)), dtype=np.float64)
+    out[:, lut[lut >= 0]] = p[:, lut >= 0]
+    return out / out.sum(1, keepdims=True)
